@@ -1,0 +1,362 @@
+//! Hot buffers: points accepted but not yet in a chunk segment.
+//!
+//! One buffer per `(series, partition)`. A buffer is an append-only
+//! `Vec<(timestamp, value)>` plus an out-of-order flag set on append, so a
+//! flush sorts only when it must. A buffer that reaches the flush threshold is
+//! put in a concurrent set for the next pending flush.
+//!
+//! A flush *seals* a buffer (moves its points aside, sorted and deduplicated,
+//! while queries still see them), writes them, then *commits* the seal once
+//! the segment is durable and indexed, or *restores* it if the write failed,
+//! so a failed flush loses nothing and the points are written next time.
+//! Flushes are serialized by the engine, so a buffer has at most one seal.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::{DashMap, DashSet};
+
+use crate::hash::FastBuildHasher;
+use crate::registry::SeriesId;
+use crate::wal::POINT_BYTES;
+
+/// A timestamp and a value.
+pub type Point = (i64, f64);
+
+/// Which buffer a point goes to: its series and its time partition.
+pub type BufferKey = (SeriesId, i64);
+
+/// Points moved aside by a flush in progress, sorted and deduplicated.
+#[derive(Debug)]
+pub struct Sealed {
+    pub points: Vec<Point>,
+    /// Oldest WAL segment holding one of the points.
+    pub wal_seq: u64,
+}
+
+#[derive(Debug)]
+struct Buffer {
+    partition: i64,
+    points: Vec<Point>,
+    out_of_order: bool,
+    /// Oldest WAL segment holding one of `points`; `u64::MAX` when empty.
+    wal_seq: u64,
+    /// Engine clock (ms) of the last append.
+    last_append: u64,
+    sealed: Option<Arc<Sealed>>,
+}
+
+impl Buffer {
+    fn new(partition: i64) -> Self {
+        Buffer {
+            partition,
+            points: Vec::new(),
+            out_of_order: false,
+            wal_seq: u64::MAX,
+            last_append: 0,
+            sealed: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, point: Point) {
+        if let Some(last) = self.points.last() {
+            self.out_of_order |= point.0 < last.0;
+        }
+        self.points.push(point);
+    }
+}
+
+/// The buffers of one series, one per partition written to recently
+/// (usually one or two, so a linear scan finds a partition).
+#[derive(Debug, Default)]
+struct SeriesBuffers {
+    parts: Vec<Buffer>,
+}
+
+impl SeriesBuffers {
+    fn part_mut(&mut self, partition: i64) -> Option<&mut Buffer> {
+        self.parts.iter_mut().find(|b| b.partition == partition)
+    }
+
+    fn part_or_insert(&mut self, partition: i64) -> &mut Buffer {
+        let index = match self.parts.iter().position(|b| b.partition == partition) {
+            Some(i) => i,
+            None => {
+                self.parts.push(Buffer::new(partition));
+                self.parts.len() - 1
+            }
+        };
+        &mut self.parts[index]
+    }
+}
+
+/// Decodes one 24-byte raw entry (series, timestamp, value bits).
+#[inline]
+pub fn decode_entry(entry: &[u8]) -> (SeriesId, i64, f64) {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&entry[0..8]);
+    let series = u64::from_le_bytes(word);
+    word.copy_from_slice(&entry[8..16]);
+    let ts = i64::from_le_bytes(word);
+    word.copy_from_slice(&entry[16..24]);
+    (series, ts, f64::from_bits(u64::from_le_bytes(word)))
+}
+
+/// Sorts by timestamp and keeps the last written point of equal timestamps
+/// (last write wins). The sort is stable, and skipped when already in order.
+pub fn sort_dedup(points: &mut Vec<Point>, out_of_order: bool) {
+    if out_of_order {
+        points.sort_by_key(|p| p.0);
+    }
+    let mut kept = 0;
+    for read in 0..points.len() {
+        if kept > 0 && points[kept - 1].0 == points[read].0 {
+            points[kept - 1] = points[read];
+        } else {
+            points[kept] = points[read];
+            kept += 1;
+        }
+    }
+    points.truncate(kept);
+}
+
+/// Every hot buffer of an engine, keyed by series.
+pub struct Buffers {
+    map: DashMap<SeriesId, SeriesBuffers, FastBuildHasher>,
+    full: DashSet<BufferKey, FastBuildHasher>,
+    points: AtomicU64,
+    threshold: usize,
+}
+
+impl Buffers {
+    /// Empty buffers; a buffer is queued for flushing at `threshold` points.
+    pub fn new(threshold: usize) -> Self {
+        Buffers {
+            map: DashMap::default(),
+            full: DashSet::default(),
+            points: AtomicU64::new(0),
+            threshold: threshold.max(1),
+        }
+    }
+
+    /// Points held, sealed ones included.
+    pub fn len(&self) -> u64 {
+        self.points.load(Ordering::Relaxed)
+    }
+
+    /// True when no point is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends validated raw entries that the WAL holds in segment `wal_seq`.
+    /// Consecutive entries of one series share one map lookup.
+    pub fn append(&self, raw: &[u8], wal_seq: u64, now: u64, partition_of: impl Fn(i64) -> i64) {
+        type Held<'a> = dashmap::mapref::one::RefMut<'a, SeriesId, SeriesBuffers>;
+        let mut current: Option<(SeriesId, Held<'_>)> = None;
+        for entry in raw.chunks_exact(POINT_BYTES) {
+            let (series, ts, value) = decode_entry(entry);
+            if current.as_ref().is_none_or(|(s, _)| *s != series) {
+                // Release the previous entry's shard lock before taking another.
+                drop(current.take());
+                current = Some((series, self.map.entry(series).or_default()));
+            }
+            let Some((_, held)) = current.as_mut() else {
+                continue;
+            };
+            let partition = partition_of(ts);
+            let buffer = held.part_or_insert(partition);
+            buffer.wal_seq = buffer.wal_seq.min(wal_seq);
+            buffer.last_append = now;
+            buffer.push((ts, value));
+            if buffer.points.len() == self.threshold {
+                self.full.insert((series, partition));
+            }
+        }
+        self.points
+            .fetch_add((raw.len() / POINT_BYTES) as u64, Ordering::Relaxed);
+    }
+
+    fn keys_where(&self, keep: impl Fn(&Buffer) -> bool) -> Vec<BufferKey> {
+        let mut keys = Vec::new();
+        for series in self.map.iter() {
+            for buffer in &series.parts {
+                if !buffer.points.is_empty() && keep(buffer) {
+                    keys.push((*series.key(), buffer.partition));
+                }
+            }
+        }
+        keys
+    }
+
+    /// Keys of every buffer holding points.
+    pub fn keys_all(&self) -> Vec<BufferKey> {
+        self.keys_where(|_| true)
+    }
+
+    /// Keys of buffers with points and no append since `before` (engine ms).
+    pub fn keys_idle(&self, before: u64) -> Vec<BufferKey> {
+        self.keys_where(|b| b.last_append < before)
+    }
+
+    /// Keys of buffers that reached the threshold since the last call.
+    pub fn take_full(&self) -> Vec<BufferKey> {
+        let keys: Vec<BufferKey> = self.full.iter().map(|k| *k).collect();
+        for key in &keys {
+            self.full.remove(key);
+        }
+        keys
+    }
+
+    /// Moves a buffer's points into a seal (sorted, deduplicated); `None`
+    /// if it holds none.
+    pub fn seal(&self, (series, partition): BufferKey) -> Option<Arc<Sealed>> {
+        let mut held = self.map.get_mut(&series)?;
+        let buffer = held.part_mut(partition)?;
+        if buffer.points.is_empty() {
+            return None;
+        }
+        let mut points = std::mem::take(&mut buffer.points);
+        let before = points.len();
+        sort_dedup(&mut points, buffer.out_of_order);
+        // Overwritten duplicates are gone for good: stop counting them.
+        self.points
+            .fetch_sub((before - points.len()) as u64, Ordering::Relaxed);
+        let sealed = Arc::new(Sealed {
+            points,
+            wal_seq: buffer.wal_seq,
+        });
+        buffer.out_of_order = false;
+        buffer.wal_seq = u64::MAX;
+        buffer.sealed = Some(Arc::clone(&sealed));
+        Some(sealed)
+    }
+
+    /// Drops a seal whose points are now durable and indexed. An emptied
+    /// buffer is removed so idle series do not hold memory.
+    pub fn commit(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
+        self.map.remove_if_mut(&series, |_, held| {
+            held.parts.retain_mut(|b| {
+                if b.partition == partition {
+                    b.sealed = None;
+                }
+                !(b.points.is_empty() && b.sealed.is_none())
+            });
+            held.parts.is_empty()
+        });
+        self.points
+            .fetch_sub(sealed.points.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Puts a seal's points back in front of the buffer after a failed flush.
+    pub fn restore(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
+        let Some(mut held) = self.map.get_mut(&series) else {
+            return;
+        };
+        let Some(buffer) = held.part_mut(partition) else {
+            return;
+        };
+        buffer.sealed = None;
+        let newer = std::mem::take(&mut buffer.points);
+        let mut points = sealed.points.clone();
+        let out_of_order = match (points.last(), newer.first()) {
+            (Some(a), Some(b)) => b.0 < a.0,
+            _ => false,
+        };
+        points.extend(newer);
+        buffer.out_of_order |= out_of_order;
+        buffer.points = points;
+        buffer.wal_seq = buffer.wal_seq.min(sealed.wal_seq);
+    }
+
+    /// The oldest WAL segment some buffered point still needs; `u64::MAX`
+    /// when none. Call with no flush in progress (seals are not counted).
+    pub fn min_wal_seq(&self) -> u64 {
+        self.map
+            .iter()
+            .flat_map(|s| s.parts.iter().map(|b| b.wal_seq).min())
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Copies of the buffered points of `series` within `[from, to]`, as
+    /// runs each sorted and deduplicated, older runs first: per partition,
+    /// the seal (if a flush is writing it) then the live points.
+    pub fn read(&self, series: SeriesId, from: i64, to: i64) -> Vec<Vec<Point>> {
+        let Some(held) = self.map.get(&series) else {
+            return Vec::new();
+        };
+        let in_range = |p: &&Point| p.0 >= from && p.0 <= to;
+        let mut runs = Vec::new();
+        let mut unsorted = Vec::new();
+        for buffer in &held.parts {
+            if let Some(sealed) = &buffer.sealed {
+                runs.push(sealed.points.iter().filter(in_range).copied().collect());
+            }
+            runs.push(buffer.points.iter().filter(in_range).copied().collect());
+            unsorted.push(runs.len() - 1);
+        }
+        let flags: Vec<bool> = held.parts.iter().map(|b| b.out_of_order).collect();
+        drop(held);
+        for (run, out_of_order) in unsorted.into_iter().zip(flags) {
+            sort_dedup(&mut runs[run], out_of_order);
+        }
+        runs.retain(|r: &Vec<Point>| !r.is_empty());
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(entries: &[(u64, i64, f64)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &(s, t, v) in entries {
+            out.extend_from_slice(&s.to_le_bytes());
+            out.extend_from_slice(&t.to_le_bytes());
+            out.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn sort_dedup_keeps_the_last_write_of_a_timestamp() {
+        let mut points = vec![(3, 1.0), (1, 1.0), (3, 2.0), (2, 1.0), (1, 9.0)];
+        sort_dedup(&mut points, true);
+        assert_eq!(points, vec![(1, 9.0), (2, 1.0), (3, 2.0)]);
+        let mut in_order = vec![(1, 1.0), (1, 2.0), (2, 3.0)];
+        sort_dedup(&mut in_order, false);
+        assert_eq!(in_order, vec![(1, 2.0), (2, 3.0)]);
+    }
+
+    #[test]
+    fn append_partitions_counts_and_queues_full_buffers() {
+        let buffers = Buffers::new(2);
+        buffers.append(&raw(&[(0, 5, 1.0), (0, 15, 2.0), (1, 1, 3.0), (0, 6, 4.0)]), 7, 0, |t| t.div_euclid(10));
+        assert_eq!(buffers.len(), 4);
+        assert_eq!(buffers.take_full(), vec![(0, 0)]);
+        assert!(buffers.take_full().is_empty());
+        assert_eq!(buffers.read(0, 0, 9), vec![vec![(5, 1.0), (6, 4.0)]]);
+        assert_eq!(buffers.min_wal_seq(), 7);
+    }
+
+    #[test]
+    fn a_restored_seal_goes_back_in_front_of_newer_points() {
+        let buffers = Buffers::new(100);
+        buffers.append(&raw(&[(0, 2, 1.0), (0, 1, 1.0)]), 3, 0, |_| 0);
+        let sealed = buffers.seal((0, 0)).unwrap();
+        assert_eq!(sealed.points, vec![(1, 1.0), (2, 1.0)]);
+        buffers.append(&raw(&[(0, 2, 5.0)]), 4, 0, |_| 0);
+        assert_eq!(buffers.read(0, 0, 9), vec![vec![(1, 1.0), (2, 1.0)], vec![(2, 5.0)]]);
+        buffers.restore((0, 0), &sealed);
+        assert_eq!(buffers.read(0, 0, 9), vec![vec![(1, 1.0), (2, 5.0)]]);
+        assert_eq!(buffers.min_wal_seq(), 3);
+
+        let sealed = buffers.seal((0, 0)).unwrap();
+        buffers.commit((0, 0), &sealed);
+        assert!(buffers.is_empty());
+        assert_eq!(buffers.min_wal_seq(), u64::MAX);
+    }
+}

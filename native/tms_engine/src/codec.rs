@@ -1,0 +1,120 @@
+//! Little-endian encoding helpers shared by every on-disk format.
+//!
+//! [`Reader`] is the only way the engine parses bytes from disk: every read
+//! is bounds-checked and returns an error naming what was being read, so a
+//! decoder fed arbitrary bytes fails cleanly instead of panicking.
+
+/// Why a [`Reader`] stopped; the caller adds the file path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+/// A bounds-checked cursor over a byte slice.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader positioned at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    /// Bytes not yet consumed.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// Takes the next `n` bytes, or fails naming `what` was cut short.
+    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(DecodeError(format!(
+                "{what}: needs {n} bytes, {} left",
+                self.remaining()
+            )));
+        }
+        let slice = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(slice)
+    }
+
+    /// Reads a fixed-size array.
+    pub fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    /// Reads a `u16`.
+    pub fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads a `u32`.
+    pub fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads a `u64`.
+    pub fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads an `i64`.
+    pub fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads a `u16`-length-prefixed UTF-8 string.
+    pub fn str16(&mut self, what: &str) -> Result<&'a str, DecodeError> {
+        let len = self.u16(what)? as usize;
+        self.utf8(len, what)
+    }
+
+    /// Reads a `u32`-length-prefixed UTF-8 string.
+    pub fn str32(&mut self, what: &str) -> Result<&'a str, DecodeError> {
+        let len = self.u32(what)? as usize;
+        self.utf8(len, what)
+    }
+
+    fn utf8(&mut self, len: usize, what: &str) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.take(len, what)?)
+            .map_err(|_| DecodeError(format!("{what}: invalid UTF-8")))
+    }
+}
+
+/// Appends a `u16`-length-prefixed string; the caller has bounded its length.
+pub fn put_str16(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends a `u32`-length-prefixed string; the caller has bounded its length.
+pub fn put_str32(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_past_the_end_fail_with_the_field_name() {
+        let mut r = Reader::new(&[1, 0, 0]);
+        assert_eq!(r.u16("a").unwrap(), 1);
+        let err = r.u32("count").unwrap_err();
+        assert!(err.0.contains("count"), "{err:?}");
+    }
+
+    #[test]
+    fn strings_round_trip_and_reject_bad_utf8() {
+        let mut out = Vec::new();
+        put_str16(&mut out, "héllo");
+        put_str32(&mut out, "x");
+        let mut r = Reader::new(&out);
+        assert_eq!(r.str16("a").unwrap(), "héllo");
+        assert_eq!(r.str32("b").unwrap(), "x");
+        assert!(Reader::new(&[2, 0, 0xff, 0xfe]).str16("c").is_err());
+    }
+}

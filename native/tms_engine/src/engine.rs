@@ -1,0 +1,687 @@
+//! The engine: one data directory, its registry, WAL, buffers and segments.
+//!
+//! Write path: validate the whole batch, resolve series, append one WAL
+//! record, append to hot buffers, acknowledge. Flush path (serialized):
+//! seal buffers, compress, write one segment per partition, index it,
+//! release the seals, persist the registry, delete WAL segments no buffered
+//! point needs. Read path: buffers first, then the index (so a flush that
+//! completes in between is seen at least once), merged last-write-wins.
+//!
+//! Concurrency: writers hold the `gate` shared from their WAL append until
+//! their points are in the buffers; the flusher takes it exclusively for an
+//! instant before deciding which WAL segments may go, so it never deletes a
+//! segment whose points are still on their way into a buffer.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use parking_lot::{Mutex, RwLock};
+
+use crate::buffer::{decode_entry, Buffers, Point, Sealed};
+use crate::chunk;
+use crate::error::{io_err, EngineError, Result};
+use crate::files::{ensure_dir, remove_stale_tmp, sync_dir, DirLock};
+use crate::index::{ChunkIndex, ChunkRef};
+use crate::query::{in_range, merge};
+use crate::registry::{self, Registry, SeriesId, SeriesKey};
+use crate::segment::{self, ChunkInput, Segment};
+use crate::wal::{self, Record, ReplayReport, SyncMode, Syncer, Wal, POINT_BYTES};
+
+/// Most points one write call may carry (a 100 MB raw batch).
+pub const MAX_BATCH_POINTS: usize = 1 << 22;
+
+/// Most problems (quarantined files, replay damage) kept for `info`.
+const MAX_PROBLEMS: usize = 100;
+
+/// Engine settings; the Elixir side validates and documents them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub wal_sync: SyncMode,
+    /// A WAL segment is rotated once it is this large.
+    pub wal_segment_bytes: u64,
+    /// Width of a time partition, in timestamp units.
+    pub partition_duration: i64,
+    /// Points in one buffer that queue it for the next pending flush.
+    pub flush_threshold: usize,
+    /// Ceiling on buffered points; writes past it get `Overloaded`.
+    pub max_buffered_points: u64,
+    /// pco compression level, 0 to 12.
+    pub compression_level: usize,
+    /// Size bound of the decoded-chunk cache.
+    pub cache_bytes: u64,
+    /// Largest accepted `|timestamp|`.
+    pub max_abs_timestamp: i64,
+}
+
+impl Default for Config {
+    /// Defaults for millisecond timestamps.
+    fn default() -> Self {
+        Config {
+            wal_sync: SyncMode::Interval(Duration::from_millis(100)),
+            wal_segment_bytes: 64 << 20,
+            partition_duration: 86_400_000,
+            flush_threshold: 8192,
+            max_buffered_points: 50_000_000,
+            compression_level: 8,
+            cache_bytes: 256 << 20,
+            max_abs_timestamp: 253_402_300_799_999,
+        }
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(EngineError::invalid(what.to_string()));
+        if self.partition_duration <= 0 {
+            return bad("partition_duration must be positive");
+        }
+        if self.flush_threshold == 0 {
+            return bad("flush_threshold must be positive");
+        }
+        if self.compression_level > 12 {
+            return bad("compression_level must be 0 to 12");
+        }
+        if self.wal_segment_bytes < 4096 {
+            return bad("wal_segment_bytes must be at least 4096");
+        }
+        if self.max_abs_timestamp <= 0 {
+            return bad("max_abs_timestamp must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// A labeled point whose labels are `labels[range]` of the batch's label array.
+#[derive(Debug, Clone)]
+pub struct Labeled<'a> {
+    pub metric: &'a str,
+    pub labels: std::ops::Range<usize>,
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+/// Which buffers a flush writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushScope {
+    /// Every buffered point (then the WAL is rotated and emptied).
+    All,
+    /// Buffers that reached the flush threshold.
+    Pending,
+    /// Buffers with no append for this long.
+    Idle(Duration),
+}
+
+/// What a flush did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlushReport {
+    pub points: u64,
+    pub chunks: u64,
+    pub segments: u64,
+    /// WAL files that could not be removed, with the reason.
+    pub unremoved: Vec<(String, String)>,
+}
+
+/// One series and its points, the unit of a query answer.
+#[derive(Debug, Clone)]
+pub struct SeriesPoints {
+    pub id: SeriesId,
+    pub key: Arc<SeriesKey>,
+    pub points: Vec<Point>,
+}
+
+/// Counters and sizes for `Tms.info`.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    pub series: u64,
+    pub buffered_points: u64,
+    pub segments: u64,
+    pub chunks: u64,
+    pub segment_bytes: u64,
+    pub wal_bytes: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_bytes: u64,
+    pub flushes: u64,
+    pub last_flush_unix_ms: u64,
+    pub quarantined_files: u64,
+    pub open_read_bytes: u64,
+    pub replay: ReplayReport,
+    pub problems: Vec<String>,
+}
+
+/// An open data directory.
+pub struct Engine {
+    dir: PathBuf,
+    config: Config,
+    registry: Registry,
+    wal: Arc<Wal>,
+    buffers: Buffers,
+    index: ChunkIndex,
+    cache: Cache<(u64, u32), Arc<Vec<Point>>>,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    gate: RwLock<()>,
+    flush_lock: Mutex<()>,
+    next_seq: AtomicU64,
+    clock: Instant,
+    closed: AtomicBool,
+    flushes: AtomicU64,
+    last_flush_unix_ms: AtomicU64,
+    quarantined: AtomicU64,
+    open_read_bytes: u64,
+    replay: ReplayReport,
+    problems: Mutex<Vec<String>>,
+    syncer: Mutex<Option<Syncer>>,
+    lock: Mutex<Option<DirLock>>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store in `dir`: takes its lock, loads
+    /// the registry, indexes segment tables (quarantining corrupt files) and
+    /// replays the WAL into buffers.
+    pub fn open(dir: &Path, config: Config) -> Result<Engine> {
+        config.validate()?;
+        ensure_dir(dir)?;
+        let lock = DirLock::acquire(dir)?;
+        remove_stale_tmp(dir)?;
+        let registry = Registry::load(&dir.join(registry::FILE_NAME))?;
+        let mut problems = Vec::new();
+        let index = ChunkIndex::new();
+        let (quarantined, open_read_bytes) = load_segments(dir, &index, &mut problems)?;
+
+        let buffers = Buffers::new(config.flush_threshold);
+        let wal_dir = dir.join("wal");
+        let partition = config.partition_duration;
+        let replay = wal::replay(&wal_dir, |seq, record| match record {
+            Record::Series(id, key) => registry.replay(id, key, &wal_dir),
+            Record::Points(raw) => {
+                let known = registry.len();
+                if let Some(entry) = raw.chunks_exact(POINT_BYTES).position(|e| decode_entry(e).0 >= known) {
+                    return Err(EngineError::corrupt(&wal_dir, format!("points record names an unknown series at entry {entry}")));
+                }
+                buffers.append(raw, seq, 0, |ts| ts.div_euclid(partition));
+                Ok(())
+            }
+        })?;
+        if replay.corrupt_records > 0 {
+            problems.push(format!(
+                "WAL replay skipped {} corrupt records ({} bytes unreadable)",
+                replay.corrupt_records, replay.skipped_bytes
+            ));
+        }
+        let wal = Arc::new(Wal::open(&wal_dir, config.wal_sync, config.wal_segment_bytes)?);
+        let syncer = wal.start_syncer();
+        let cache = Cache::builder()
+            .max_capacity(config.cache_bytes)
+            .weigher(|_, points: &Arc<Vec<Point>>| {
+                u32::try_from(points.len() * std::mem::size_of::<Point>()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Ok(Engine {
+            dir: dir.to_path_buf(),
+            next_seq: AtomicU64::new(index.max_seq() + 1),
+            config,
+            registry,
+            wal,
+            buffers,
+            index,
+            cache,
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            gate: RwLock::new(()),
+            flush_lock: Mutex::new(()),
+            clock: Instant::now(),
+            closed: AtomicBool::new(false),
+            flushes: AtomicU64::new(0),
+            last_flush_unix_ms: AtomicU64::new(0),
+            quarantined: AtomicU64::new(quarantined),
+            open_read_bytes,
+            replay,
+            problems: Mutex::new(problems),
+            syncer: Mutex::new(syncer),
+            lock: Mutex::new(Some(lock)),
+        })
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(EngineError::Closed);
+        }
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    fn check_timestamp(&self, ts: i64, entry: usize) -> Result<()> {
+        if ts.unsigned_abs() > self.config.max_abs_timestamp as u64 {
+            return Err(EngineError::invalid(format!(
+                "entry {entry}: timestamp {ts} is outside ±{}",
+                self.config.max_abs_timestamp
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_batch_len(points: usize) -> Result<()> {
+        if points > MAX_BATCH_POINTS {
+            return Err(EngineError::invalid(format!(
+                "a batch may hold at most {MAX_BATCH_POINTS} points, got {points}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The id of a series, creating it (and announcing it in the WAL) if new.
+    /// `labels` are sorted in place.
+    pub fn resolve<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, labels: &mut [(K, V)]) -> Result<SeriesId> {
+        self.check_open()?;
+        registry::canonicalize(metric, labels)?;
+        self.resolve_canonical(metric, labels)
+    }
+
+    fn resolve_canonical<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, labels: &[(K, V)]) -> Result<SeriesId> {
+        if let Some(id) = self.registry.lookup(metric, labels) {
+            return Ok(id);
+        }
+        // Creation holds the gate so a flush cannot delete the WAL segment
+        // announcing the series before the registry snapshot includes it.
+        let _gate = self.gate.read();
+        self.check_open()?;
+        self.registry
+            .resolve(metric, labels, |id, key| self.wal.append_series(id, key).map(drop))
+    }
+
+    /// Writes a raw batch of 24-byte entries `<<series::little-64,
+    /// ts::little-signed-64, value::little-float-64>>`. All or nothing: any
+    /// bad entry rejects the whole batch before anything is written.
+    pub fn write_raw(&self, raw: &[u8]) -> Result<()> {
+        self.check_open()?;
+        if raw.len() % POINT_BYTES != 0 {
+            return Err(EngineError::invalid(format!(
+                "raw batch is {} bytes, not a multiple of {POINT_BYTES}",
+                raw.len()
+            )));
+        }
+        Self::check_batch_len(raw.len() / POINT_BYTES)?;
+        let known = self.registry.len();
+        for (entry, bytes) in raw.chunks_exact(POINT_BYTES).enumerate() {
+            let (id, ts, _) = decode_entry(bytes);
+            if id >= known {
+                return Err(EngineError::SeriesNotFound { id, entry });
+            }
+            self.check_timestamp(ts, entry)?;
+        }
+        self.append(raw)
+    }
+
+    /// Writes labeled points, creating series as needed. All entries are
+    /// validated before any series is created or point written.
+    pub fn write_labeled<K: AsRef<str>, V: AsRef<str>>(&self, entries: &[Labeled<'_>], labels: &mut [(K, V)]) -> Result<()> {
+        self.check_open()?;
+        Self::check_batch_len(entries.len())?;
+        for (i, entry) in entries.iter().enumerate() {
+            let Some(own) = labels.get_mut(entry.labels.clone()) else {
+                return Err(EngineError::invalid(format!("entry {i}: label range out of bounds")));
+            };
+            registry::canonicalize(entry.metric, own)
+                .map_err(|e| EngineError::invalid(format!("entry {i}: {e}")))?;
+            self.check_timestamp(entry.timestamp, i)?;
+        }
+        let mut raw = Vec::with_capacity(entries.len() * POINT_BYTES);
+        for entry in entries {
+            let id = self.resolve_canonical(entry.metric, &labels[entry.labels.clone()])?;
+            raw.extend_from_slice(&id.to_le_bytes());
+            raw.extend_from_slice(&entry.timestamp.to_le_bytes());
+            raw.extend_from_slice(&entry.value.to_bits().to_le_bytes());
+        }
+        self.append(&raw)
+    }
+
+    /// Logs and buffers validated raw entries.
+    fn append(&self, raw: &[u8]) -> Result<()> {
+        let incoming = (raw.len() / POINT_BYTES) as u64;
+        if incoming == 0 {
+            return Ok(());
+        }
+        let buffered = self.buffers.len();
+        if buffered + incoming > self.config.max_buffered_points {
+            return Err(EngineError::Overloaded {
+                buffered,
+                incoming,
+                limit: self.config.max_buffered_points,
+            });
+        }
+        let _gate = self.gate.read();
+        self.check_open()?;
+        let seq = self.wal.append_points(raw)?;
+        let partition = self.config.partition_duration;
+        self.buffers
+            .append(raw, seq, self.now_ms(), |ts| ts.div_euclid(partition));
+        Ok(())
+    }
+
+    /// Series of `metric` whose labels equal every `(name, value)` matcher
+    /// (a matcher with an empty value matches series without that label).
+    pub fn select<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, matchers: &[(K, V)]) -> Result<Vec<(SeriesId, Arc<SeriesKey>)>> {
+        self.check_open()?;
+        let mut out: Vec<(SeriesId, Arc<SeriesKey>)> = self
+            .registry
+            .metric_series(metric)
+            .into_iter()
+            .filter_map(|id| self.registry.key(id).map(|key| (id, key)))
+            .filter(|(_, key)| {
+                matchers
+                    .iter()
+                    .all(|(name, value)| key.label(name.as_ref()).unwrap_or("") == value.as_ref())
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
+        Ok(out)
+    }
+
+    /// Raw points of every selected series within `[from, to]` (inclusive),
+    /// sorted by labels then timestamp; series with no point are left out.
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, matchers: &[(K, V)], from: i64, to: i64) -> Result<Vec<SeriesPoints>> {
+        if from > to {
+            return Err(EngineError::invalid(format!("from ({from}) is after to ({to})")));
+        }
+        let mut out = Vec::new();
+        for (id, key) in self.select(metric, matchers)? {
+            let points = self.read_series(id, from, to)?;
+            if !points.is_empty() {
+                out.push(SeriesPoints { id, key, points });
+            }
+        }
+        Ok(out)
+    }
+
+    /// One series' points in `[from, to]`, last write wins.
+    pub fn read_series(&self, id: SeriesId, from: i64, to: i64) -> Result<Vec<Point>> {
+        // Buffers before the index: a flush that finishes in between is
+        // then seen twice (harmless), never missed.
+        let buffered = self.buffers.read(id, from, to);
+        let chunks = self.index.lookup(id, from, to);
+        let mut runs = Vec::with_capacity(chunks.len() + buffered.len());
+        for chunk in &chunks {
+            let points = self.chunk_points(chunk)?;
+            runs.push(in_range(&points, from, to).to_vec());
+        }
+        runs.extend(buffered);
+        Ok(merge(runs))
+    }
+
+    fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
+        let key = (chunk.segment.seq, chunk.index as u32);
+        if let Some(points) = self.cache.get(&key) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(points);
+        }
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let points = Arc::new(chunk.segment.read_chunk(chunk.index)?);
+        self.cache.insert(key, Arc::clone(&points));
+        Ok(points)
+    }
+
+    /// Writes buffered points to segments. A failed flush keeps every point
+    /// buffered (and in the WAL) for the next attempt.
+    pub fn flush(&self, scope: FlushScope) -> Result<FlushReport> {
+        self.check_open()?;
+        self.flush_unchecked(scope)
+    }
+
+    fn flush_unchecked(&self, scope: FlushScope) -> Result<FlushReport> {
+        let _flushing = self.flush_lock.lock();
+        let keys = match scope {
+            FlushScope::All => self.buffers.keys_all(),
+            FlushScope::Pending => self.buffers.take_full(),
+            FlushScope::Idle(idle) => {
+                let idle = idle.as_millis() as u64;
+                self.buffers.keys_idle(self.now_ms().saturating_sub(idle))
+            }
+        };
+        let mut by_partition: BTreeMap<i64, Vec<SeriesId>> = BTreeMap::new();
+        for (series, partition) in keys {
+            by_partition.entry(partition).or_default().push(series);
+        }
+        let mut report = FlushReport::default();
+        let mut failure = None;
+        for (partition, series) in by_partition {
+            match self.flush_partition(partition, &series) {
+                Ok((chunks, points)) => {
+                    report.chunks += chunks;
+                    report.points += points;
+                    report.segments += u64::from(chunks > 0);
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        report.unremoved = self.release_wal(scope == FlushScope::All)?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_flush_unix_ms.store(unix_ms, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn flush_partition(&self, partition: i64, series: &[SeriesId]) -> Result<(u64, u64)> {
+        let sealed: Vec<(SeriesId, Arc<Sealed>)> = series
+            .iter()
+            .filter_map(|&s| self.buffers.seal((s, partition)).map(|x| (s, x)))
+            .collect();
+        if sealed.is_empty() {
+            return Ok((0, 0));
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        match self.write_segment(partition, seq, &sealed) {
+            Ok(segment) => {
+                let points = sealed.iter().map(|(_, s)| s.points.len() as u64).sum();
+                self.index.add(Arc::new(segment));
+                for (s, x) in &sealed {
+                    self.buffers.commit((*s, partition), x);
+                }
+                Ok((sealed.len() as u64, points))
+            }
+            Err(err) => {
+                for (s, x) in &sealed {
+                    self.buffers.restore((*s, partition), x);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn write_segment(&self, partition: i64, seq: u64, sealed: &[(SeriesId, Arc<Sealed>)]) -> Result<Segment> {
+        let chunks_dir = self.dir.join("chunks");
+        let path = segment::path_for(&chunks_dir, partition, seq);
+        ensure_dir(crate::files::parent(&path)?)?;
+        let inputs = encode_parallel(sealed, self.config.compression_level)?;
+        segment::write(&path, seq, partition, inputs)
+    }
+
+    /// Persists the registry, then deletes WAL segments no buffered point
+    /// needs. With `rotate`, the active segment is closed first so that a
+    /// full flush leaves nothing to replay.
+    fn release_wal(&self, rotate: bool) -> Result<Vec<(String, String)>> {
+        let active = {
+            // The barrier: every write that reached the WAL before this point
+            // has reached its buffer too.
+            let _gate = self.gate.write();
+            if rotate {
+                self.wal.rotate()?
+            } else {
+                self.wal.active_seq()
+            }
+        };
+        let keep_from = self.buffers.min_wal_seq().min(active);
+        self.registry.persist(&self.dir.join(registry::FILE_NAME))?;
+        self.wal.remove_below(keep_from)
+    }
+
+    /// Flushes everything, syncs the WAL and releases the directory. Later
+    /// calls get [`EngineError::Closed`]. Closing twice is a no-op.
+    pub fn close(&self) -> Result<()> {
+        {
+            let _gate = self.gate.write();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+        }
+        let flushed = self.flush_unchecked(FlushScope::All).map(drop);
+        let synced = self.wal.sync_now();
+        drop(self.syncer.lock().take());
+        drop(self.lock.lock().take());
+        flushed.and(synced)
+    }
+
+    /// Counters and sizes.
+    pub fn info(&self) -> Info {
+        let stats = self.index.stats();
+        self.cache.run_pending_tasks();
+        Info {
+            series: self.registry.len(),
+            buffered_points: self.buffers.len(),
+            segments: stats.segments,
+            chunks: stats.chunks,
+            segment_bytes: stats.bytes,
+            wal_bytes: self.wal.disk_bytes(),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            cache_bytes: self.cache.weighted_size(),
+            flushes: self.flushes.load(Ordering::Relaxed),
+            last_flush_unix_ms: self.last_flush_unix_ms.load(Ordering::Relaxed),
+            quarantined_files: self.quarantined.load(Ordering::Relaxed),
+            open_read_bytes: self.open_read_bytes,
+            replay: self.replay.clone(),
+            problems: self.problems.lock().clone(),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Not closed: nothing is lost (the WAL has every point), but give the
+        // page cache to the disk before the syncer stops.
+        if !self.closed.load(Ordering::Acquire) {
+            let _ = self.wal.sync_now();
+        }
+    }
+}
+
+/// Compresses sealed buffers into chunks on every core (compression is what
+/// bounds sustained ingest).
+fn encode_parallel(sealed: &[(SeriesId, Arc<Sealed>)], level: usize) -> Result<Vec<ChunkInput<'_>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = sealed.len().div_ceil(threads).max(1);
+    if sealed.len() < 64 || threads == 1 {
+        return encode_chunks(sealed, level);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sealed
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || encode_chunks(part, level)))
+            .collect();
+        let mut out = Vec::with_capacity(sealed.len());
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| EngineError::invalid("a compression thread panicked"))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
+fn encode_chunks(sealed: &[(SeriesId, Arc<Sealed>)], level: usize) -> Result<Vec<ChunkInput<'_>>> {
+    sealed
+        .iter()
+        .map(|(series, s)| {
+            let encoded = chunk::encode(&s.points, level)
+                .map_err(|e| EngineError::invalid(format!("pco could not compress series {series}: {e}")))?;
+            Ok(ChunkInput {
+                series: *series,
+                points: &s.points,
+                encoded,
+            })
+        })
+        .collect()
+}
+
+/// Indexes every segment under `dir/chunks`, moving corrupt ones to
+/// `dir/quarantine`. Returns (files quarantined, bytes read).
+fn load_segments(dir: &Path, index: &ChunkIndex, problems: &mut Vec<String>) -> Result<(u64, u64)> {
+    let chunks_dir = dir.join("chunks");
+    ensure_dir(&chunks_dir)?;
+    let mut segments = Vec::new();
+    let mut quarantined = 0;
+    let mut bytes_read = 0;
+    for partition in fs::read_dir(&chunks_dir).map_err(io_err("list directory", &chunks_dir))? {
+        let partition = partition.map_err(io_err("list directory", &chunks_dir))?.path();
+        if !partition.is_dir() {
+            continue;
+        }
+        remove_stale_tmp(&partition)?;
+        for file in fs::read_dir(&partition).map_err(io_err("list directory", &partition))? {
+            let path = file.map_err(io_err("list directory", &partition))?.path();
+            if path.extension().is_none_or(|e| e != "seg") {
+                continue;
+            }
+            match segment::open(&path) {
+                Ok((segment, read)) => {
+                    bytes_read += read;
+                    segments.push(segment);
+                }
+                Err(EngineError::CorruptData { reason, .. }) => {
+                    quarantine(dir, &path)?;
+                    quarantined += 1;
+                    if problems.len() < MAX_PROBLEMS {
+                        problems.push(format!("quarantined {}: {reason}", path.display()));
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    segments.sort_unstable_by_key(|s| s.seq);
+    for segment in segments {
+        index.add(Arc::new(segment));
+    }
+    Ok((quarantined, bytes_read))
+}
+
+/// Moves a corrupt file to `dir/quarantine/` so it is kept for inspection
+/// but never read again.
+fn quarantine(dir: &Path, path: &Path) -> Result<()> {
+    let target_dir = dir.join("quarantine");
+    ensure_dir(&target_dir)?;
+    let partition = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = target_dir.join(format!("{partition}-{name}"));
+    fs::rename(path, &target).map_err(io_err("quarantine", path))?;
+    sync_dir(&target_dir)?;
+    sync_dir(crate::files::parent(path)?)
+}

@@ -1,0 +1,146 @@
+//! The one error type of the engine.
+//!
+//! Every fallible path returns [`EngineError`]. The NIF layer encodes each
+//! variant as `{:error, {kind_atom, details_map}}` so that Elixir code can
+//! match on the kind instead of parsing a message. Variants hold plain data
+//! (an `io::ErrorKind` and a message rather than an `io::Error`) so that a
+//! value crossing the NIF boundary is `RefUnwindSafe` and `Clone`.
+
+use std::io;
+use std::path::Path;
+
+/// Result of every fallible engine operation.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What went wrong, in a form both Rust and Elixir can match on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// A file system call failed. `errno` is the POSIX name (`"enospc"`,
+    /// `"erofs"`, ...) when the OS gave one.
+    #[error("{op} {path}: {message}")]
+    Io {
+        op: &'static str,
+        path: String,
+        errno: Option<&'static str>,
+        message: String,
+    },
+    /// A file failed its checksum or could not be parsed.
+    #[error("corrupt data in {path}: {reason}")]
+    CorruptData { path: String, reason: String },
+    /// A file was written by a format version this build does not read.
+    #[error("{path} has format version {found}, this build reads version {supported}")]
+    UnsupportedVersion {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    /// The caller passed something the engine does not accept.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A raw batch named a series id the registry never assigned.
+    #[error("unknown series id {id} at entry {entry}")]
+    SeriesNotFound { id: u64, entry: usize },
+    /// Accepting the write would exceed the configured memory ceiling.
+    #[error("{buffered} points buffered, accepting {incoming} more would pass the limit of {limit}")]
+    Overloaded {
+        buffered: u64,
+        incoming: u64,
+        limit: u64,
+    },
+    /// Another engine (in this or another OS process) holds the directory.
+    #[error("{path} is already open by another store")]
+    Locked { path: String },
+    /// The engine was closed; open it again to use the directory.
+    #[error("the store is closed")]
+    Closed,
+    /// An earlier fsync failed, so the WAL can no longer promise durability.
+    /// The store must be reopened (which replays what reached the disk).
+    #[error("the write-ahead log failed an fsync earlier ({0}); reopen the store")]
+    Poisoned(String),
+}
+
+impl EngineError {
+    /// The short atom-like name Elixir sees as `Tms.Error.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Io { .. } => "io",
+            EngineError::CorruptData { .. } => "corrupt_data",
+            EngineError::UnsupportedVersion { .. } => "unsupported_version",
+            EngineError::InvalidArgument(_) => "invalid_argument",
+            EngineError::SeriesNotFound { .. } => "series_not_found",
+            EngineError::Overloaded { .. } => "overloaded",
+            EngineError::Locked { .. } => "locked",
+            EngineError::Closed => "closed",
+            EngineError::Poisoned(_) => "poisoned",
+        }
+    }
+
+    /// Wraps an `io::Error` from operation `op` on `path`.
+    pub fn io(op: &'static str, path: &Path, err: io::Error) -> Self {
+        EngineError::Io {
+            op,
+            path: path.display().to_string(),
+            errno: err.raw_os_error().and_then(errno_name),
+            message: err.to_string(),
+        }
+    }
+
+    /// A corrupt-data error for `path`.
+    pub fn corrupt(path: &Path, reason: impl Into<String>) -> Self {
+        EngineError::CorruptData {
+            path: path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An invalid-argument error with a message for the caller.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        EngineError::InvalidArgument(message.into())
+    }
+}
+
+/// Returns a closure that wraps an `io::Error` for `op` on `path`; for `map_err`.
+pub fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> EngineError + 'a {
+    move |err| EngineError::io(op, path, err)
+}
+
+/// POSIX names for the errors an operator can act on.
+fn errno_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        1 => "eperm",
+        2 => "enoent",
+        5 => "eio",
+        13 => "eacces",
+        17 => "eexist",
+        20 => "enotdir",
+        21 => "eisdir",
+        24 => "emfile",
+        27 => "efbig",
+        28 => "enospc",
+        30 => "erofs",
+        122 => "edquot",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_carry_the_posix_name() {
+        let err = EngineError::io(
+            "write",
+            Path::new("/x"),
+            io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(err.kind(), "io");
+        match err {
+            EngineError::Io { errno, path, .. } => {
+                assert_eq!(errno, Some("enospc"));
+                assert_eq!(path, "/x");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The series registry: `(metric, labels)` to a dense id, and back.
+//!
+//! Ids are assigned sequentially from 0, so "is this id known" is one
+//! comparison against [`Registry::len`]. Lookup is two-level: a concurrent
+//! map from metric name to that metric's series, then a hash of the sorted
+//! labels. The labels hash is only a hint: every hit is verified against the
+//! stored key, so a collision can never return another series. A hit borrows
+//! the caller's strings and allocates nothing.
+//!
+//! Durability: a new series is announced to the WAL (through the `on_create`
+//! callback, under the creation lock, so WAL order equals id order) before it
+//! becomes visible. The registry file is a snapshot written at flush time,
+//! before the WAL segments that announced its series are deleted.
+//!
+//! ## Snapshot file `registry.tms`
+//!
+//! ```text
+//! magic "TMSREG01" | version u32 | count u64 | count × series | crc32 u32
+//! series = metric str16 | label count u16 | (name str16, value str32) × count
+//! ```
+//! The CRC covers every byte before it. A file that fails it is an error at
+//! open: loading part of a registry would orphan the other series' data.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+
+use crate::codec::{put_str16, put_str32, DecodeError, Reader};
+use crate::error::{EngineError, Result};
+use crate::files::write_atomic;
+use crate::hash::FastBuildHasher;
+
+/// Dense, sequential series id.
+pub type SeriesId = u64;
+
+/// Longest metric or label name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest label value, in bytes (VictoriaMetrics' default cap too).
+pub const MAX_VALUE_BYTES: usize = 4096;
+/// Most labels on one series.
+pub const MAX_LABELS: usize = 64;
+
+const MAGIC: &[u8; 8] = b"TMSREG01";
+const VERSION: u32 = 1;
+/// File name of the registry snapshot inside a data directory.
+pub const FILE_NAME: &str = "registry.tms";
+
+/// A series' identity: a metric name and its labels sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesKey {
+    pub metric: Box<str>,
+    pub labels: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl SeriesKey {
+    /// Builds a key from canonical (sorted, validated) labels.
+    fn new<K: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &[(K, V)]) -> Self {
+        SeriesKey {
+            metric: metric.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.as_ref().into(), v.as_ref().into()))
+                .collect(),
+        }
+    }
+
+    fn same_labels<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
+        self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels)
+                .all(|((a, b), (k, v))| **a == *k.as_ref() && **b == *v.as_ref())
+    }
+
+    /// The value of label `name`, if the series has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| (**k).cmp(name))
+            .ok()
+            .map(|i| &*self.labels[i].1)
+    }
+}
+
+/// Checks a metric name and labels against the limits and sorts the labels
+/// by name, the canonical order every lookup and stored key uses.
+pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &mut [(K, V)]) -> Result<()> {
+    if metric.is_empty() {
+        return Err(EngineError::invalid("metric name must not be empty"));
+    }
+    if metric.len() > MAX_NAME_BYTES {
+        return Err(EngineError::invalid(format!(
+            "metric name is {} bytes, the limit is {MAX_NAME_BYTES}",
+            metric.len()
+        )));
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(EngineError::invalid(format!(
+            "{} labels, the limit is {MAX_LABELS}",
+            labels.len()
+        )));
+    }
+    for (name, value) in labels.iter() {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if name.is_empty() || name.len() > MAX_NAME_BYTES {
+            return Err(EngineError::invalid(format!(
+                "label name must be 1 to {MAX_NAME_BYTES} bytes, got {}",
+                name.len()
+            )));
+        }
+        if value.is_empty() || value.len() > MAX_VALUE_BYTES {
+            return Err(EngineError::invalid(format!(
+                "label {name:?}: value must be 1 to {MAX_VALUE_BYTES} bytes, got {}",
+                value.len()
+            )));
+        }
+    }
+    labels.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    if let Some(pair) = labels.windows(2).find(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
+        return Err(EngineError::invalid(format!(
+            "label {:?} given twice",
+            pair[0].0.as_ref()
+        )));
+    }
+    Ok(())
+}
+
+/// The series of one metric, found by a hash of their labels.
+#[derive(Default)]
+struct MetricSeries {
+    by_labels: HashMap<u64, Vec<(SeriesId, Arc<SeriesKey>)>, FastBuildHasher>,
+    ids: Vec<SeriesId>,
+}
+
+/// Maps series keys to dense ids and back. Generic over the labels hasher
+/// only so that a test can force collisions.
+pub struct Registry<H: BuildHasher = FastBuildHasher> {
+    by_metric: DashMap<Box<str>, MetricSeries, FastBuildHasher>,
+    keys: RwLock<Vec<Arc<SeriesKey>>>,
+    /// Serializes id assignment with its WAL announcement.
+    create_lock: Mutex<()>,
+    len: AtomicU64,
+    persisted_len: AtomicU64,
+    hasher: H,
+}
+
+impl Registry<FastBuildHasher> {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::with_hasher(FastBuildHasher::default())
+    }
+
+    /// Loads the snapshot at `path`; an empty registry if there is none.
+    /// A snapshot that fails its checksum or parse is an error.
+    pub fn load(path: &Path) -> Result<Self> {
+        let registry = Self::new();
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
+            Err(e) => return Err(EngineError::io("read", path, e)),
+        };
+        registry.load_snapshot(path, &bytes)?;
+        Ok(registry)
+    }
+}
+
+impl Default for Registry<FastBuildHasher> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<H: BuildHasher> Registry<H> {
+    /// An empty registry hashing labels with `hasher`.
+    pub fn with_hasher(hasher: H) -> Self {
+        Registry {
+            by_metric: DashMap::default(),
+            keys: RwLock::new(Vec::new()),
+            create_lock: Mutex::new(()),
+            len: AtomicU64::new(0),
+            persisted_len: AtomicU64::new(0),
+            hasher,
+        }
+    }
+
+    /// Number of series; every id below it is assigned.
+    pub fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// True when no series exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn labels_hash<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        for (k, v) in labels {
+            k.as_ref().hash(&mut h);
+            v.as_ref().hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// The id of an existing series. `labels` must be canonical.
+    pub fn lookup<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, labels: &[(K, V)]) -> Option<SeriesId> {
+        let hash = self.labels_hash(labels);
+        let series = self.by_metric.get(metric)?;
+        let candidates = series.by_labels.get(&hash)?;
+        candidates
+            .iter()
+            .find(|(_, key)| key.same_labels(labels))
+            .map(|(id, _)| *id)
+    }
+
+    /// The id of the series, creating it if new. `labels` must be canonical.
+    /// For a new series `on_create(id, key)` runs first (the WAL announcement);
+    /// if it fails the series is not created.
+    pub fn resolve<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &[(K, V)],
+        on_create: impl FnOnce(SeriesId, &SeriesKey) -> Result<()>,
+    ) -> Result<SeriesId> {
+        if let Some(id) = self.lookup(metric, labels) {
+            return Ok(id);
+        }
+        let _creating = self.create_lock.lock();
+        if let Some(id) = self.lookup(metric, labels) {
+            return Ok(id);
+        }
+        let id = self.len();
+        let key = SeriesKey::new(metric, labels);
+        on_create(id, &key)?;
+        self.insert(id, Arc::new(key));
+        Ok(id)
+    }
+
+    /// Re-applies a series announced in the WAL: ids already known must carry
+    /// the same key, the next id is created, a gap is corruption.
+    pub fn replay(&self, id: SeriesId, key: SeriesKey, source: &Path) -> Result<()> {
+        let _creating = self.create_lock.lock();
+        let len = self.len();
+        if id < len {
+            return match self.key(id) {
+                Some(known) if *known == key => Ok(()),
+                _ => Err(EngineError::corrupt(
+                    source,
+                    format!("series {id} announced with a different key than the registry holds"),
+                )),
+            };
+        }
+        if id > len {
+            return Err(EngineError::corrupt(
+                source,
+                format!("series {id} announced but the registry has only {len}"),
+            ));
+        }
+        self.insert(id, Arc::new(key));
+        Ok(())
+    }
+
+    fn insert(&self, id: SeriesId, key: Arc<SeriesKey>) {
+        let hash = self.labels_hash(&key.labels);
+        self.keys.write().push(Arc::clone(&key));
+        let mut series = self.by_metric.entry(key.metric.clone()).or_default();
+        series.ids.push(id);
+        series.by_labels.entry(hash).or_default().push((id, key));
+        // Publish the id last: a raw write may use it as soon as len passes it.
+        self.len.store(id + 1, Ordering::Release);
+    }
+
+    /// The key of series `id`.
+    pub fn key(&self, id: SeriesId) -> Option<Arc<SeriesKey>> {
+        let index = usize::try_from(id).ok()?;
+        self.keys.read().get(index).cloned()
+    }
+
+    /// Ids of every series of `metric`, ascending.
+    pub fn metric_series(&self, metric: &str) -> Vec<SeriesId> {
+        self.by_metric
+            .get(metric)
+            .map(|s| s.ids.clone())
+            .unwrap_or_default()
+    }
+
+    /// Writes the snapshot to `path` if series were added since the last one.
+    pub fn persist(&self, path: &Path) -> Result<()> {
+        let (bytes, count) = {
+            let keys = self.keys.read();
+            if keys.len() as u64 == self.persisted_len.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            (encode_snapshot(&keys), keys.len() as u64)
+        };
+        write_atomic(path, &bytes)?;
+        self.persisted_len.store(count, Ordering::Release);
+        Ok(())
+    }
+
+    fn load_snapshot(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
+        let Some(body_len) = bytes.len().checked_sub(4) else {
+            return Err(EngineError::corrupt(path, "shorter than its checksum"));
+        };
+        let (body, crc) = bytes.split_at(body_len);
+        let mut r = Reader::new(body);
+        if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
+            return Err(EngineError::corrupt(path, "not a registry file (bad magic)"));
+        }
+        let version = r.u32("version").map_err(corrupt)?;
+        if version != VERSION {
+            return Err(EngineError::UnsupportedVersion {
+                path: path.display().to_string(),
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let stored_crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32fast::hash(body) != stored_crc {
+            return Err(EngineError::corrupt(path, "checksum mismatch"));
+        }
+        let count = r.u64("series count").map_err(corrupt)?;
+        for id in 0..count {
+            let key = decode_key(&mut r).map_err(corrupt)?;
+            self.insert(id, Arc::new(key));
+        }
+        if r.remaining() != 0 {
+            return Err(EngineError::corrupt(path, "trailing bytes after the last series"));
+        }
+        self.persisted_len.store(count, Ordering::Release);
+        Ok(())
+    }
+}
+
+fn encode_snapshot(keys: &[Arc<SeriesKey>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + keys.len() * 64);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    for key in keys {
+        encode_key(&mut out, key);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Appends the encoding of `key` (shared by the snapshot and the WAL).
+pub fn encode_key(out: &mut Vec<u8>, key: &SeriesKey) {
+    put_str16(out, &key.metric);
+    out.extend_from_slice(&(key.labels.len() as u16).to_le_bytes());
+    for (name, value) in key.labels.iter() {
+        put_str16(out, name);
+        put_str32(out, value);
+    }
+}
+
+/// Decodes a key written by [`encode_key`], rejecting keys that are not
+/// canonical (a bit flip that happens to keep the checksum must not create
+/// an unreachable series).
+pub fn decode_key(r: &mut Reader<'_>) -> Result<SeriesKey, DecodeError> {
+    let metric = r.str16("metric name")?;
+    let count = r.u16("label count")? as usize;
+    let mut labels = Vec::with_capacity(count.min(MAX_LABELS));
+    for _ in 0..count {
+        labels.push((r.str16("label name")?, r.str32("label value")?));
+    }
+    let was_sorted = labels.windows(2).all(|w| w[0].0 < w[1].0);
+    canonicalize(metric, &mut labels).map_err(|e| DecodeError(e.to_string()))?;
+    if !was_sorted {
+        return Err(DecodeError("labels are not in canonical order".into()));
+    }
+    Ok(SeriesKey::new(metric, &labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasherDefault;
+
+    /// Sends every label set to the same hash, so every lookup collides.
+    #[derive(Default)]
+    struct Colliding;
+    impl Hasher for Colliding {
+        fn write(&mut self, _: &[u8]) {}
+        fn finish(&self) -> u64 {
+            42
+        }
+    }
+
+    fn none(_: SeriesId, _: &SeriesKey) -> Result<()> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_forced_hash_collision_never_returns_another_series() {
+        let reg = Registry::with_hasher(BuildHasherDefault::<Colliding>::default());
+        let a = reg.resolve("cpu", &[("host", "a")], none).unwrap();
+        let b = reg.resolve("cpu", &[("host", "b")], none).unwrap();
+        let c = reg.resolve("cpu", &[("host", "a"), ("zone", "1")], none).unwrap();
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(reg.lookup("cpu", &[("host", "b")]), Some(1));
+        assert_eq!(reg.lookup("cpu", &[("host", "a")]), Some(0));
+        assert_eq!(reg.lookup("cpu", &[("host", "c")]), None);
+        assert_eq!(reg.resolve("cpu", &[("host", "b")], none).unwrap(), 1);
+        assert_eq!(reg.len(), 3);
+    }
+
+    #[test]
+    fn same_labels_under_another_metric_are_another_series() {
+        let reg = Registry::new();
+        let a = reg.resolve("cpu", &[("host", "a")], none).unwrap();
+        let b = reg.resolve("mem", &[("host", "a")], none).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(reg.metric_series("cpu"), vec![a]);
+    }
+
+    #[test]
+    fn a_failed_announcement_creates_nothing() {
+        let reg = Registry::new();
+        let err = reg
+            .resolve("cpu", &[("h", "a")], |_, _| Err(EngineError::Closed))
+            .unwrap_err();
+        assert_eq!(err, EngineError::Closed);
+        assert!(reg.is_empty());
+        assert_eq!(reg.lookup("cpu", &[("h", "a")]), None);
+    }
+
+    #[test]
+    fn canonicalize_sorts_and_rejects_bad_labels() {
+        let mut labels = vec![("b", "2"), ("a", "1")];
+        canonicalize("m", &mut labels).unwrap();
+        assert_eq!(labels, vec![("a", "1"), ("b", "2")]);
+        assert!(canonicalize("", &mut Vec::<(&str, &str)>::new()).is_err());
+        assert!(canonicalize("m", &mut [("a", "1"), ("a", "2")]).is_err());
+        assert!(canonicalize("m", &mut [("", "1")]).is_err());
+        assert!(canonicalize("m", &mut [("a", "")]).is_err());
+        let huge = "x".repeat(MAX_VALUE_BYTES + 1);
+        assert!(canonicalize("m", &mut [("a", huge.as_str())]).is_err());
+        let many: Vec<(String, &str)> = (0..=MAX_LABELS).map(|i| (format!("l{i}"), "v")).collect();
+        assert!(canonicalize("m", &mut many.clone()).is_err());
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_a_flipped_byte_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let reg = Registry::new();
+        reg.resolve("cpu", &[("host", "a"), ("zone", "ü")], none).unwrap();
+        reg.resolve("mem", &[] as &[(&str, &str)], none).unwrap();
+        reg.persist(&path).unwrap();
+
+        let loaded = Registry::load(&path).unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded.lookup("cpu", &[("host", "a"), ("zone", "ü")]), Some(0));
+        assert_eq!(*loaded.key(1).unwrap().metric, *"mem");
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        for i in [0, 9, 14, bytes.len() / 2, bytes.len() - 1] {
+            bytes[i] ^= 0x10;
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(Registry::load(&path).is_err(), "flip at {i} went unnoticed");
+            bytes[i] ^= 0x10;
+        }
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(Registry::load(&path).is_err());
+    }
+
+    #[test]
+    fn replay_accepts_known_and_next_ids_and_rejects_gaps() {
+        let reg = Registry::new();
+        let p = Path::new("wal");
+        let key = |m: &str| SeriesKey::new(m, &[("a", "1")]);
+        reg.replay(0, key("x"), p).unwrap();
+        reg.replay(0, key("x"), p).unwrap();
+        assert!(reg.replay(0, key("y"), p).is_err());
+        assert!(reg.replay(5, key("z"), p).is_err());
+        reg.replay(1, key("y"), p).unwrap();
+        assert_eq!(reg.lookup("y", &[("a", "1")]), Some(1));
+    }
+}

@@ -1,0 +1,304 @@
+//! Segment files: the immutable, compressed home of flushed points.
+//!
+//! One flush writes one segment per time partition, holding one chunk per
+//! series. Opening a store reads only the header and the chunk table (a
+//! bounded read, never the payloads).
+//!
+//! ## File `chunks/<partition>/<seq, 20 digits>.seg`
+//!
+//! ```text
+//! header  magic "TMSSEG01" | version u32 | chunk count u32 | partition i64
+//!         | seq u64 | table crc32 u32 | header crc32 u32 (bytes before it)
+//! table   chunk count × (series u64 | min ts i64 | max ts i64 | points u32
+//!         | timestamps len u32 | values len u32 | payload crc32 u32 | offset u64),
+//!         sorted by series
+//! payload per chunk: pco timestamps, then pco values
+//! ```
+//!
+//! The file is written whole to a `.tmp`, fsynced and renamed. A header or
+//! table that fails its checksum or bounds makes the file corrupt (the engine
+//! quarantines it); a payload that fails its checksum fails only queries that
+//! read that chunk.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::buffer::Point;
+use crate::chunk::{self, Encoded};
+use crate::codec::{DecodeError, Reader};
+use crate::error::{io_err, EngineError, Result};
+use crate::files::write_atomic;
+use crate::registry::SeriesId;
+
+const MAGIC: &[u8; 8] = b"TMSSEG01";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 40;
+const ENTRY_LEN: usize = 48;
+
+/// Where one chunk lives in its segment, and what it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkMeta {
+    pub series: SeriesId,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub count: u32,
+    pub ts_len: u32,
+    pub val_len: u32,
+    pub crc: u32,
+    pub offset: u64,
+}
+
+/// An open segment: its identity and chunk table.
+#[derive(Debug)]
+pub struct Segment {
+    /// Sequence number; a higher one holds newer writes (last write wins).
+    pub seq: u64,
+    pub partition: i64,
+    pub path: PathBuf,
+    pub file_bytes: u64,
+    pub chunks: Vec<ChunkMeta>,
+}
+
+/// One chunk to write: its series, its points and their encoding.
+pub struct ChunkInput<'a> {
+    pub series: SeriesId,
+    pub points: &'a [Point],
+    pub encoded: Encoded,
+}
+
+/// The path of segment `seq` of `partition` under `chunks_dir`.
+pub fn path_for(chunks_dir: &Path, partition: i64, seq: u64) -> PathBuf {
+    chunks_dir.join(partition.to_string()).join(format!("{seq:020}.seg"))
+}
+
+/// Writes a segment durably (tmp, fsync, rename, fsync dir).
+pub fn write(path: &Path, seq: u64, partition: i64, mut inputs: Vec<ChunkInput<'_>>) -> Result<Segment> {
+    inputs.sort_unstable_by_key(|c| c.series);
+    let table_len = inputs.len() * ENTRY_LEN;
+    let payload_len: usize = inputs
+        .iter()
+        .map(|c| c.encoded.timestamps.len() + c.encoded.values.len())
+        .sum();
+    let mut out = vec![0u8; HEADER_LEN + table_len];
+    out.reserve(payload_len);
+    let mut chunks = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let (first, last) = match (input.points.first(), input.points.last()) {
+            (Some(f), Some(l)) => (f.0, l.0),
+            _ => return Err(EngineError::invalid("an empty chunk cannot be written")),
+        };
+        let offset = out.len() as u64;
+        out.extend_from_slice(&input.encoded.timestamps);
+        out.extend_from_slice(&input.encoded.values);
+        let too_big = |_| EngineError::invalid("a chunk larger than 4 GiB cannot be written");
+        chunks.push(ChunkMeta {
+            series: input.series,
+            min_ts: first,
+            max_ts: last,
+            count: u32::try_from(input.points.len()).map_err(too_big)?,
+            ts_len: u32::try_from(input.encoded.timestamps.len()).map_err(too_big)?,
+            val_len: u32::try_from(input.encoded.values.len()).map_err(too_big)?,
+            crc: crc32fast::hash(&out[offset as usize..]),
+            offset,
+        });
+    }
+    for (i, meta) in chunks.iter().enumerate() {
+        encode_entry(&mut out[HEADER_LEN + i * ENTRY_LEN..][..ENTRY_LEN], meta);
+    }
+    let table_crc = crc32fast::hash(&out[HEADER_LEN..HEADER_LEN + table_len]);
+    let header = &mut out[..HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&(chunks.len() as u32).to_le_bytes());
+    header[16..24].copy_from_slice(&partition.to_le_bytes());
+    header[24..32].copy_from_slice(&seq.to_le_bytes());
+    header[32..36].copy_from_slice(&table_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&header[..36]);
+    header[36..40].copy_from_slice(&header_crc.to_le_bytes());
+    write_atomic(path, &out)?;
+    Ok(Segment {
+        seq,
+        partition,
+        path: path.to_path_buf(),
+        file_bytes: out.len() as u64,
+        chunks,
+    })
+}
+
+fn encode_entry(out: &mut [u8], m: &ChunkMeta) {
+    out[0..8].copy_from_slice(&m.series.to_le_bytes());
+    out[8..16].copy_from_slice(&m.min_ts.to_le_bytes());
+    out[16..24].copy_from_slice(&m.max_ts.to_le_bytes());
+    out[24..28].copy_from_slice(&m.count.to_le_bytes());
+    out[28..32].copy_from_slice(&m.ts_len.to_le_bytes());
+    out[32..36].copy_from_slice(&m.val_len.to_le_bytes());
+    out[36..40].copy_from_slice(&m.crc.to_le_bytes());
+    out[40..48].copy_from_slice(&m.offset.to_le_bytes());
+}
+
+/// Opens a segment by reading its header and table only. Returns the
+/// segment and how many bytes were read.
+pub fn open(path: &Path) -> Result<(Segment, u64)> {
+    let file = File::open(path).map_err(io_err("open", path))?;
+    let file_bytes = file.metadata().map_err(io_err("stat", path))?.len();
+    let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
+    let mut header = [0u8; HEADER_LEN];
+    read_at(&file, path, &mut header, 0, file_bytes)?;
+    let mut r = Reader::new(&header);
+    if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
+        return Err(EngineError::corrupt(path, "not a segment file (bad magic)"));
+    }
+    if crc32fast::hash(&header[..36]) != u32::from_le_bytes([header[36], header[37], header[38], header[39]]) {
+        return Err(EngineError::corrupt(path, "header checksum mismatch"));
+    }
+    let version = r.u32("version").map_err(corrupt)?;
+    if version != VERSION {
+        return Err(EngineError::UnsupportedVersion {
+            path: path.display().to_string(),
+            found: version,
+            supported: VERSION,
+        });
+    }
+    let count = r.u32("chunk count").map_err(corrupt)? as usize;
+    let partition = r.i64("partition").map_err(corrupt)?;
+    let seq = r.u64("seq").map_err(corrupt)?;
+    let table_crc = r.u32("table crc").map_err(corrupt)?;
+    let table_len = count * ENTRY_LEN;
+    if (HEADER_LEN + table_len) as u64 > file_bytes {
+        return Err(EngineError::corrupt(path, format!("table of {count} chunks runs past the end")));
+    }
+    let mut table = vec![0u8; table_len];
+    read_at(&file, path, &mut table, HEADER_LEN as u64, file_bytes)?;
+    if crc32fast::hash(&table) != table_crc {
+        return Err(EngineError::corrupt(path, "chunk table checksum mismatch"));
+    }
+    let mut r = Reader::new(&table);
+    let mut chunks = Vec::with_capacity(count);
+    let payload_start = (HEADER_LEN + table_len) as u64;
+    for i in 0..count {
+        let meta = ChunkMeta {
+            series: r.u64("series").map_err(corrupt)?,
+            min_ts: r.i64("min ts").map_err(corrupt)?,
+            max_ts: r.i64("max ts").map_err(corrupt)?,
+            count: r.u32("points").map_err(corrupt)?,
+            ts_len: r.u32("timestamps len").map_err(corrupt)?,
+            val_len: r.u32("values len").map_err(corrupt)?,
+            crc: r.u32("payload crc").map_err(corrupt)?,
+            offset: r.u64("offset").map_err(corrupt)?,
+        };
+        let end = meta.offset.checked_add(meta.ts_len as u64 + meta.val_len as u64);
+        if meta.offset < payload_start || end.is_none_or(|e| e > file_bytes) || meta.count == 0 || meta.min_ts > meta.max_ts {
+            return Err(EngineError::corrupt(path, format!("chunk {i} has impossible bounds")));
+        }
+        chunks.push(meta);
+    }
+    let segment = Segment {
+        seq,
+        partition,
+        path: path.to_path_buf(),
+        file_bytes,
+        chunks,
+    };
+    Ok((segment, payload_start))
+}
+
+fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64, file_bytes: u64) -> Result<()> {
+    if offset + buf.len() as u64 > file_bytes {
+        return Err(EngineError::corrupt(
+            path,
+            format!("needs {} bytes at {offset}, file has {file_bytes}", buf.len()),
+        ));
+    }
+    file.read_exact_at(buf, offset).map_err(io_err("read", path))
+}
+
+impl Segment {
+    /// Reads, verifies and decodes chunk `index`.
+    pub fn read_chunk(&self, index: usize) -> Result<Vec<Point>> {
+        let meta = self
+            .chunks
+            .get(index)
+            .ok_or_else(|| EngineError::corrupt(&self.path, format!("no chunk {index}")))?;
+        let file = File::open(&self.path).map_err(io_err("open", &self.path))?;
+        let mut payload = vec![0u8; meta.ts_len as usize + meta.val_len as usize];
+        read_at(&file, &self.path, &mut payload, meta.offset, self.file_bytes)?;
+        if crc32fast::hash(&payload) != meta.crc {
+            return Err(EngineError::corrupt(
+                &self.path,
+                format!("chunk of series {} fails its checksum", meta.series),
+            ));
+        }
+        let (ts, values) = payload.split_at(meta.ts_len as usize);
+        chunk::decode(ts, values, meta.count as usize).map_err(|e| EngineError::corrupt(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> (PathBuf, Vec<Vec<Point>>) {
+        let runs: Vec<Vec<Point>> = (0..3)
+            .map(|s| (0..100).map(|i| (i * 1000 + s, i as f64 / 4.0)).collect())
+            .collect();
+        let inputs = runs
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(s, pts)| ChunkInput {
+                series: s as u64,
+                points: pts,
+                encoded: chunk::encode(pts, 4).unwrap(),
+            })
+            .collect();
+        let path = path_for(dir, 3, 9);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write(&path, 9, 3, inputs).unwrap();
+        (path, runs)
+    }
+
+    #[test]
+    fn open_reads_the_table_only_and_chunks_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, runs) = sample(dir.path());
+        let (seg, read) = open(&path).unwrap();
+        assert_eq!((seg.seq, seg.partition, seg.chunks.len()), (9, 3, 3));
+        assert_eq!(read, (HEADER_LEN + 3 * ENTRY_LEN) as u64);
+        assert!(read < seg.file_bytes);
+        for (i, run) in runs.iter().enumerate() {
+            assert_eq!(seg.chunks[i].series, i as u64);
+            assert_eq!(&seg.read_chunk(i).unwrap(), run);
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sample(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x04;
+            std::fs::write(&path, &bad).unwrap();
+            let caught = match open(&path) {
+                Err(_) => true,
+                Ok((seg, _)) => (0..seg.chunks.len()).any(|c| seg.read_chunk(c).is_err()),
+            };
+            assert!(caught, "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn truncation_at_any_point_is_corruption_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sample(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in 0..bytes.len() {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            if let Ok((seg, _)) = open(&path) {
+                assert!((0..seg.chunks.len()).any(|c| seg.read_chunk(c).is_err()));
+            }
+        }
+    }
+}
