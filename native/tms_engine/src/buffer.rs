@@ -334,7 +334,12 @@ mod tests {
     #[test]
     fn append_partitions_counts_and_queues_full_buffers() {
         let buffers = Buffers::new(2);
-        buffers.append(&raw(&[(0, 5, 1.0), (0, 15, 2.0), (1, 1, 3.0), (0, 6, 4.0)]), 7, 0, |t| t.div_euclid(10));
+        buffers.append(
+            &raw(&[(0, 5, 1.0), (0, 15, 2.0), (1, 1, 3.0), (0, 6, 4.0)]),
+            7,
+            0,
+            |t| t.div_euclid(10),
+        );
         assert_eq!(buffers.len(), 4);
         assert_eq!(buffers.take_full(), vec![(0, 0)]);
         assert!(buffers.take_full().is_empty());
@@ -349,7 +354,10 @@ mod tests {
         let sealed = buffers.seal((0, 0)).unwrap();
         assert_eq!(sealed.points, vec![(1, 1.0), (2, 1.0)]);
         buffers.append(&raw(&[(0, 2, 5.0)]), 4, 0, |_| 0);
-        assert_eq!(buffers.read(0, 0, 9), vec![vec![(1, 1.0), (2, 1.0)], vec![(2, 5.0)]]);
+        assert_eq!(
+            buffers.read(0, 0, 9),
+            vec![vec![(1, 1.0), (2, 1.0)], vec![(2, 5.0)]]
+        );
         buffers.restore((0, 0), &sealed);
         assert_eq!(buffers.read(0, 0, 9), vec![vec![(1, 1.0), (2, 5.0)]]);
         assert_eq!(buffers.min_wal_seq(), 3);

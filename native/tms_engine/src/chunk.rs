@@ -19,7 +19,8 @@ pub struct Encoded {
 pub fn encode(points: &[Point], level: usize) -> Result<Encoded, String> {
     let (timestamps, values): (Vec<i64>, Vec<f64>) = points.iter().copied().unzip();
     let config = pco::ChunkConfig::default().with_compression_level(level);
-    let timestamps = pco::standalone::simple_compress(&timestamps, &config).map_err(|e| e.to_string())?;
+    let timestamps =
+        pco::standalone::simple_compress(&timestamps, &config).map_err(|e| e.to_string())?;
     let values = pco::standalone::simple_compress(&values, &config).map_err(|e| e.to_string())?;
     Ok(Encoded { timestamps, values })
 }
@@ -57,7 +58,11 @@ mod tests {
             f64::MAX,
             5e-324,
         ];
-        let points: Vec<Point> = specials.iter().enumerate().map(|(i, v)| (i as i64 * 10_000, *v)).collect();
+        let points: Vec<Point> = specials
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 10_000, *v))
+            .collect();
         let enc = encode(&points, 8).unwrap();
         let back = decode(&enc.timestamps, &enc.values, points.len()).unwrap();
         for (a, b) in points.iter().zip(&back) {
@@ -69,12 +74,24 @@ mod tests {
     #[test]
     fn regular_gauges_compress_well() {
         let points: Vec<Point> = (0..8640)
-            .map(|i| (1_700_000_000_000 + i * 10_000, ((i % 97) as f64 * 1.25).round() / 100.0))
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 10_000,
+                    ((i % 97) as f64 * 1.25).round() / 100.0,
+                )
+            })
             .collect();
         let enc = encode(&points, 8).unwrap();
         let bytes = enc.timestamps.len() + enc.values.len();
-        assert!(bytes < points.len() * 2, "{bytes} bytes for {} points", points.len());
-        assert_eq!(decode(&enc.timestamps, &enc.values, points.len()).unwrap(), points);
+        assert!(
+            bytes < points.len() * 2,
+            "{bytes} bytes for {} points",
+            points.len()
+        );
+        assert_eq!(
+            decode(&enc.timestamps, &enc.values, points.len()).unwrap(),
+            points
+        );
     }
 
     #[test]

@@ -201,8 +201,14 @@ impl Engine {
             Record::Series(id, key) => registry.replay(id, key, &wal_dir),
             Record::Points(raw) => {
                 let known = registry.len();
-                if let Some(entry) = raw.chunks_exact(POINT_BYTES).position(|e| decode_entry(e).0 >= known) {
-                    return Err(EngineError::corrupt(&wal_dir, format!("points record names an unknown series at entry {entry}")));
+                if let Some(entry) = raw
+                    .chunks_exact(POINT_BYTES)
+                    .position(|e| decode_entry(e).0 >= known)
+                {
+                    return Err(EngineError::corrupt(
+                        &wal_dir,
+                        format!("points record names an unknown series at entry {entry}"),
+                    ));
                 }
                 buffers.append(raw, seq, 0, |ts| ts.div_euclid(partition));
                 Ok(())
@@ -214,7 +220,11 @@ impl Engine {
                 replay.corrupt_records, replay.skipped_bytes
             ));
         }
-        let wal = Arc::new(Wal::open(&wal_dir, config.wal_sync, config.wal_segment_bytes)?);
+        let wal = Arc::new(Wal::open(
+            &wal_dir,
+            config.wal_sync,
+            config.wal_segment_bytes,
+        )?);
         let syncer = wal.start_syncer();
         let cache = Cache::builder()
             .max_capacity(config.cache_bytes)
@@ -285,13 +295,21 @@ impl Engine {
 
     /// The id of a series, creating it (and announcing it in the WAL) if new.
     /// `labels` are sorted in place.
-    pub fn resolve<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, labels: &mut [(K, V)]) -> Result<SeriesId> {
+    pub fn resolve<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &mut [(K, V)],
+    ) -> Result<SeriesId> {
         self.check_open()?;
         registry::canonicalize(metric, labels)?;
         self.resolve_canonical(metric, labels)
     }
 
-    fn resolve_canonical<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, labels: &[(K, V)]) -> Result<SeriesId> {
+    fn resolve_canonical<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &[(K, V)],
+    ) -> Result<SeriesId> {
         if let Some(id) = self.registry.lookup(metric, labels) {
             return Ok(id);
         }
@@ -299,8 +317,9 @@ impl Engine {
         // announcing the series before the registry snapshot includes it.
         let _gate = self.gate.read();
         self.check_open()?;
-        self.registry
-            .resolve(metric, labels, |id, key| self.wal.append_series(id, key).map(drop))
+        self.registry.resolve(metric, labels, |id, key| {
+            self.wal.append_series(id, key).map(drop)
+        })
     }
 
     /// Writes a raw batch of 24-byte entries `<<series::little-64,
@@ -308,7 +327,7 @@ impl Engine {
     /// bad entry rejects the whole batch before anything is written.
     pub fn write_raw(&self, raw: &[u8]) -> Result<()> {
         self.check_open()?;
-        if raw.len() % POINT_BYTES != 0 {
+        if !raw.len().is_multiple_of(POINT_BYTES) {
             return Err(EngineError::invalid(format!(
                 "raw batch is {} bytes, not a multiple of {POINT_BYTES}",
                 raw.len()
@@ -328,12 +347,18 @@ impl Engine {
 
     /// Writes labeled points, creating series as needed. All entries are
     /// validated before any series is created or point written.
-    pub fn write_labeled<K: AsRef<str>, V: AsRef<str>>(&self, entries: &[Labeled<'_>], labels: &mut [(K, V)]) -> Result<()> {
+    pub fn write_labeled<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        entries: &[Labeled<'_>],
+        labels: &mut [(K, V)],
+    ) -> Result<()> {
         self.check_open()?;
         Self::check_batch_len(entries.len())?;
         for (i, entry) in entries.iter().enumerate() {
             let Some(own) = labels.get_mut(entry.labels.clone()) else {
-                return Err(EngineError::invalid(format!("entry {i}: label range out of bounds")));
+                return Err(EngineError::invalid(format!(
+                    "entry {i}: label range out of bounds"
+                )));
             };
             registry::canonicalize(entry.metric, own)
                 .map_err(|e| EngineError::invalid(format!("entry {i}: {e}")))?;
@@ -374,7 +399,11 @@ impl Engine {
 
     /// Series of `metric` whose labels equal every `(name, value)` matcher
     /// (a matcher with an empty value matches series without that label).
-    pub fn select<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, matchers: &[(K, V)]) -> Result<Vec<(SeriesId, Arc<SeriesKey>)>> {
+    pub fn select<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        matchers: &[(K, V)],
+    ) -> Result<Vec<(SeriesId, Arc<SeriesKey>)>> {
         self.check_open()?;
         let mut out: Vec<(SeriesId, Arc<SeriesKey>)> = self
             .registry
@@ -393,9 +422,17 @@ impl Engine {
 
     /// Raw points of every selected series within `[from, to]` (inclusive),
     /// sorted by labels then timestamp; series with no point are left out.
-    pub fn query<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, matchers: &[(K, V)], from: i64, to: i64) -> Result<Vec<SeriesPoints>> {
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        matchers: &[(K, V)],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SeriesPoints>> {
         if from > to {
-            return Err(EngineError::invalid(format!("from ({from}) is after to ({to})")));
+            return Err(EngineError::invalid(format!(
+                "from ({from}) is after to ({to})"
+            )));
         }
         let mut out = Vec::new();
         for (id, key) in self.select(metric, matchers)? {
@@ -508,7 +545,12 @@ impl Engine {
         }
     }
 
-    fn write_segment(&self, partition: i64, seq: u64, sealed: &[(SeriesId, Arc<Sealed>)]) -> Result<Segment> {
+    fn write_segment(
+        &self,
+        partition: i64,
+        seq: u64,
+        sealed: &[(SeriesId, Arc<Sealed>)],
+    ) -> Result<Segment> {
         let chunks_dir = self.dir.join("chunks");
         let path = segment::path_for(&chunks_dir, partition, seq);
         ensure_dir(crate::files::parent(&path)?)?;
@@ -587,7 +629,10 @@ impl Drop for Engine {
 
 /// Compresses sealed buffers into chunks on every core (compression is what
 /// bounds sustained ingest).
-fn encode_parallel(sealed: &[(SeriesId, Arc<Sealed>)], level: usize) -> Result<Vec<ChunkInput<'_>>> {
+fn encode_parallel(
+    sealed: &[(SeriesId, Arc<Sealed>)],
+    level: usize,
+) -> Result<Vec<ChunkInput<'_>>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = sealed.len().div_ceil(threads).max(1);
     if sealed.len() < 64 || threads == 1 {
@@ -613,8 +658,9 @@ fn encode_chunks(sealed: &[(SeriesId, Arc<Sealed>)], level: usize) -> Result<Vec
     sealed
         .iter()
         .map(|(series, s)| {
-            let encoded = chunk::encode(&s.points, level)
-                .map_err(|e| EngineError::invalid(format!("pco could not compress series {series}: {e}")))?;
+            let encoded = chunk::encode(&s.points, level).map_err(|e| {
+                EngineError::invalid(format!("pco could not compress series {series}: {e}"))
+            })?;
             Ok(ChunkInput {
                 series: *series,
                 points: &s.points,
@@ -633,7 +679,9 @@ fn load_segments(dir: &Path, index: &ChunkIndex, problems: &mut Vec<String>) -> 
     let mut quarantined = 0;
     let mut bytes_read = 0;
     for partition in fs::read_dir(&chunks_dir).map_err(io_err("list directory", &chunks_dir))? {
-        let partition = partition.map_err(io_err("list directory", &chunks_dir))?.path();
+        let partition = partition
+            .map_err(io_err("list directory", &chunks_dir))?
+            .path();
         if !partition.is_dir() {
             continue;
         }

@@ -41,7 +41,9 @@ pub enum EngineError {
     #[error("unknown series id {id} at entry {entry}")]
     SeriesNotFound { id: u64, entry: usize },
     /// Accepting the write would exceed the configured memory ceiling.
-    #[error("{buffered} points buffered, accepting {incoming} more would pass the limit of {limit}")]
+    #[error(
+        "{buffered} points buffered, accepting {incoming} more would pass the limit of {limit}"
+    )]
     Overloaded {
         buffered: u64,
         incoming: u64,
@@ -129,11 +131,7 @@ mod tests {
 
     #[test]
     fn io_errors_carry_the_posix_name() {
-        let err = EngineError::io(
-            "write",
-            Path::new("/x"),
-            io::Error::from_raw_os_error(28),
-        );
+        let err = EngineError::io("write", Path::new("/x"), io::Error::from_raw_os_error(28));
         assert_eq!(err.kind(), "io");
         match err {
             EngineError::Io { errno, path, .. } => {

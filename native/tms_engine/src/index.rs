@@ -53,10 +53,14 @@ impl ChunkIndex {
     pub fn add(&self, segment: Arc<Segment>) {
         let mut inner = self.inner.write();
         for (index, meta) in segment.chunks.iter().enumerate() {
-            inner.by_series.entry(meta.series).or_default().push(ChunkRef {
-                segment: Arc::clone(&segment),
-                index,
-            });
+            inner
+                .by_series
+                .entry(meta.series)
+                .or_default()
+                .push(ChunkRef {
+                    segment: Arc::clone(&segment),
+                    index,
+                });
         }
         inner.segments.insert(segment.seq, segment);
     }
@@ -78,7 +82,13 @@ impl ChunkIndex {
 
     /// Highest segment sequence number indexed, 0 if none.
     pub fn max_seq(&self) -> u64 {
-        self.inner.read().segments.keys().next_back().copied().unwrap_or(0)
+        self.inner
+            .read()
+            .segments
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Segment, chunk and byte totals.
@@ -126,12 +136,25 @@ mod tests {
         index.add(segment(1, &[(0, 0, 10), (1, 0, 10)]));
         index.add(segment(2, &[(0, 11, 20)]));
         index.add(segment(3, &[(0, 5, 15)]));
-        let seqs = |from, to| -> Vec<u64> { index.lookup(0, from, to).iter().map(|r| r.segment.seq).collect() };
+        let seqs = |from, to| -> Vec<u64> {
+            index
+                .lookup(0, from, to)
+                .iter()
+                .map(|r| r.segment.seq)
+                .collect()
+        };
         assert_eq!(seqs(0, 100), vec![1, 2, 3]);
         assert_eq!(seqs(16, 17), vec![2]);
         assert_eq!(seqs(10, 10), vec![1, 3]);
         assert!(index.lookup(7, 0, 100).is_empty());
         assert_eq!(index.max_seq(), 3);
-        assert_eq!(index.stats(), IndexStats { segments: 3, chunks: 4, bytes: 300 });
+        assert_eq!(
+            index.stats(),
+            IndexStats {
+                segments: 3,
+                chunks: 4,
+                bytes: 300
+            }
+        );
     }
 }

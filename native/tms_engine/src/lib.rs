@@ -2,7 +2,10 @@
 //!
 //! Everything but `nif` is a plain Rust library, tested with
 //! `cargo test --no-default-features`.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod buffer;
 pub mod chunk;
@@ -19,3 +22,6 @@ pub mod wal;
 
 #[cfg(feature = "nif")]
 mod nif;
+
+#[cfg(feature = "nif")]
+rustler::init!("Elixir.Tms.Native");

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn disjoint_runs_concatenate() {
-        assert_eq!(merge(vec![vec![(1, 1.0)], vec![(2, 2.0)]]), vec![(1, 1.0), (2, 2.0)]);
+        assert_eq!(
+            merge(vec![vec![(1, 1.0)], vec![(2, 2.0)]]),
+            vec![(1, 1.0), (2, 2.0)]
+        );
         assert!(merge(vec![]).is_empty());
     }
 

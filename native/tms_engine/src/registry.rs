@@ -89,7 +89,10 @@ impl SeriesKey {
 
 /// Checks a metric name and labels against the limits and sorts the labels
 /// by name, the canonical order every lookup and stored key uses.
-pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &mut [(K, V)]) -> Result<()> {
+pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
+    metric: &str,
+    labels: &mut [(K, V)],
+) -> Result<()> {
     if metric.is_empty() {
         return Err(EngineError::invalid("metric name must not be empty"));
     }
@@ -121,7 +124,10 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &mut [(K
         }
     }
     labels.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-    if let Some(pair) = labels.windows(2).find(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
+    if let Some(pair) = labels
+        .windows(2)
+        .find(|w| w[0].0.as_ref() == w[1].0.as_ref())
+    {
         return Err(EngineError::invalid(format!(
             "label {:?} given twice",
             pair[0].0.as_ref()
@@ -208,7 +214,11 @@ impl<H: BuildHasher> Registry<H> {
     }
 
     /// The id of an existing series. `labels` must be canonical.
-    pub fn lookup<K: AsRef<str>, V: AsRef<str>>(&self, metric: &str, labels: &[(K, V)]) -> Option<SeriesId> {
+    pub fn lookup<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &[(K, V)],
+    ) -> Option<SeriesId> {
         let hash = self.labels_hash(labels);
         let series = self.by_metric.get(metric)?;
         let candidates = series.by_labels.get(&hash)?;
@@ -311,7 +321,10 @@ impl<H: BuildHasher> Registry<H> {
         let (body, crc) = bytes.split_at(body_len);
         let mut r = Reader::new(body);
         if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
-            return Err(EngineError::corrupt(path, "not a registry file (bad magic)"));
+            return Err(EngineError::corrupt(
+                path,
+                "not a registry file (bad magic)",
+            ));
         }
         let version = r.u32("version").map_err(corrupt)?;
         if version != VERSION {
@@ -331,7 +344,10 @@ impl<H: BuildHasher> Registry<H> {
             self.insert(id, Arc::new(key));
         }
         if r.remaining() != 0 {
-            return Err(EngineError::corrupt(path, "trailing bytes after the last series"));
+            return Err(EngineError::corrupt(
+                path,
+                "trailing bytes after the last series",
+            ));
         }
         self.persisted_len.store(count, Ordering::Release);
         Ok(())
@@ -403,7 +419,9 @@ mod tests {
         let reg = Registry::with_hasher(BuildHasherDefault::<Colliding>::default());
         let a = reg.resolve("cpu", &[("host", "a")], none).unwrap();
         let b = reg.resolve("cpu", &[("host", "b")], none).unwrap();
-        let c = reg.resolve("cpu", &[("host", "a"), ("zone", "1")], none).unwrap();
+        let c = reg
+            .resolve("cpu", &[("host", "a"), ("zone", "1")], none)
+            .unwrap();
         assert_eq!((a, b, c), (0, 1, 2));
         assert_eq!(reg.lookup("cpu", &[("host", "b")]), Some(1));
         assert_eq!(reg.lookup("cpu", &[("host", "a")]), Some(0));
@@ -452,13 +470,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let reg = Registry::new();
-        reg.resolve("cpu", &[("host", "a"), ("zone", "ü")], none).unwrap();
+        reg.resolve("cpu", &[("host", "a"), ("zone", "ü")], none)
+            .unwrap();
         reg.resolve("mem", &[] as &[(&str, &str)], none).unwrap();
         reg.persist(&path).unwrap();
 
         let loaded = Registry::load(&path).unwrap();
         assert_eq!(loaded.len(), 2);
-        assert_eq!(loaded.lookup("cpu", &[("host", "a"), ("zone", "ü")]), Some(0));
+        assert_eq!(
+            loaded.lookup("cpu", &[("host", "a"), ("zone", "ü")]),
+            Some(0)
+        );
         assert_eq!(*loaded.key(1).unwrap().metric, *"mem");
 
         let mut bytes = std::fs::read(&path).unwrap();

@@ -69,11 +69,18 @@ pub struct ChunkInput<'a> {
 
 /// The path of segment `seq` of `partition` under `chunks_dir`.
 pub fn path_for(chunks_dir: &Path, partition: i64, seq: u64) -> PathBuf {
-    chunks_dir.join(partition.to_string()).join(format!("{seq:020}.seg"))
+    chunks_dir
+        .join(partition.to_string())
+        .join(format!("{seq:020}.seg"))
 }
 
 /// Writes a segment durably (tmp, fsync, rename, fsync dir).
-pub fn write(path: &Path, seq: u64, partition: i64, mut inputs: Vec<ChunkInput<'_>>) -> Result<Segment> {
+pub fn write(
+    path: &Path,
+    seq: u64,
+    partition: i64,
+    mut inputs: Vec<ChunkInput<'_>>,
+) -> Result<Segment> {
     inputs.sort_unstable_by_key(|c| c.series);
     let table_len = inputs.len() * ENTRY_LEN;
     let payload_len: usize = inputs
@@ -149,7 +156,9 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
     if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
         return Err(EngineError::corrupt(path, "not a segment file (bad magic)"));
     }
-    if crc32fast::hash(&header[..36]) != u32::from_le_bytes([header[36], header[37], header[38], header[39]]) {
+    if crc32fast::hash(&header[..36])
+        != u32::from_le_bytes([header[36], header[37], header[38], header[39]])
+    {
         return Err(EngineError::corrupt(path, "header checksum mismatch"));
     }
     let version = r.u32("version").map_err(corrupt)?;
@@ -166,7 +175,10 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
     let table_crc = r.u32("table crc").map_err(corrupt)?;
     let table_len = count * ENTRY_LEN;
     if (HEADER_LEN + table_len) as u64 > file_bytes {
-        return Err(EngineError::corrupt(path, format!("table of {count} chunks runs past the end")));
+        return Err(EngineError::corrupt(
+            path,
+            format!("table of {count} chunks runs past the end"),
+        ));
     }
     let mut table = vec![0u8; table_len];
     read_at(&file, path, &mut table, HEADER_LEN as u64, file_bytes)?;
@@ -187,9 +199,18 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
             crc: r.u32("payload crc").map_err(corrupt)?,
             offset: r.u64("offset").map_err(corrupt)?,
         };
-        let end = meta.offset.checked_add(meta.ts_len as u64 + meta.val_len as u64);
-        if meta.offset < payload_start || end.is_none_or(|e| e > file_bytes) || meta.count == 0 || meta.min_ts > meta.max_ts {
-            return Err(EngineError::corrupt(path, format!("chunk {i} has impossible bounds")));
+        let end = meta
+            .offset
+            .checked_add(meta.ts_len as u64 + meta.val_len as u64);
+        if meta.offset < payload_start
+            || end.is_none_or(|e| e > file_bytes)
+            || meta.count == 0
+            || meta.min_ts > meta.max_ts
+        {
+            return Err(EngineError::corrupt(
+                path,
+                format!("chunk {i} has impossible bounds"),
+            ));
         }
         chunks.push(meta);
     }
@@ -207,10 +228,14 @@ fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64, file_bytes: u6
     if offset + buf.len() as u64 > file_bytes {
         return Err(EngineError::corrupt(
             path,
-            format!("needs {} bytes at {offset}, file has {file_bytes}", buf.len()),
+            format!(
+                "needs {} bytes at {offset}, file has {file_bytes}",
+                buf.len()
+            ),
         ));
     }
-    file.read_exact_at(buf, offset).map_err(io_err("read", path))
+    file.read_exact_at(buf, offset)
+        .map_err(io_err("read", path))
 }
 
 impl Segment {
@@ -222,7 +247,13 @@ impl Segment {
             .ok_or_else(|| EngineError::corrupt(&self.path, format!("no chunk {index}")))?;
         let file = File::open(&self.path).map_err(io_err("open", &self.path))?;
         let mut payload = vec![0u8; meta.ts_len as usize + meta.val_len as usize];
-        read_at(&file, &self.path, &mut payload, meta.offset, self.file_bytes)?;
+        read_at(
+            &file,
+            &self.path,
+            &mut payload,
+            meta.offset,
+            self.file_bytes,
+        )?;
         if crc32fast::hash(&payload) != meta.crc {
             return Err(EngineError::corrupt(
                 &self.path,
@@ -230,7 +261,8 @@ impl Segment {
             ));
         }
         let (ts, values) = payload.split_at(meta.ts_len as usize);
-        chunk::decode(ts, values, meta.count as usize).map_err(|e| EngineError::corrupt(&self.path, e))
+        chunk::decode(ts, values, meta.count as usize)
+            .map_err(|e| EngineError::corrupt(&self.path, e))
     }
 }
 

@@ -187,8 +187,9 @@ impl Wal {
     fn append(&self, kind: u8, head: &[u8], body: &[u8]) -> Result<u64> {
         self.check_poison()?;
         let payload_len = head.len() + body.len();
-        let len = u32::try_from(payload_len)
-            .map_err(|_| EngineError::invalid(format!("WAL record of {payload_len} bytes is too large")))?;
+        let len = u32::try_from(payload_len).map_err(|_| {
+            EngineError::invalid(format!("WAL record of {payload_len} bytes is too large"))
+        })?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&[kind]);
         crc.update(head);
@@ -200,7 +201,11 @@ impl Wal {
 
         let (seq, lsn) = {
             let mut active = self.active.lock();
-            let mut bufs = [IoSlice::new(&header), IoSlice::new(head), IoSlice::new(body)];
+            let mut bufs = [
+                IoSlice::new(&header),
+                IoSlice::new(head),
+                IoSlice::new(body),
+            ];
             if let Err(err) = write_all_vectored(&active.file, &mut bufs) {
                 // Cut the partial record off so later records stay readable.
                 if active.file.set_len(active.len).is_err() {
@@ -409,7 +414,10 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// Reads every segment in `dir` in order and hands each intact record to
 /// `apply` with the segment it came from. A record `apply` rejects is
 /// counted as corrupt and skipped; replay never stops at one bad record.
-pub fn replay(dir: &Path, mut apply: impl FnMut(u64, Record<'_>) -> Result<()>) -> Result<ReplayReport> {
+pub fn replay(
+    dir: &Path,
+    mut apply: impl FnMut(u64, Record<'_>) -> Result<()>,
+) -> Result<ReplayReport> {
     let mut report = ReplayReport::default();
     let all = segments(dir)?;
     for (i, (seq, path)) in all.iter().enumerate() {
@@ -495,7 +503,7 @@ fn replay_segment(
 fn decode_record<'a>(path: &Path, record: &'a [u8]) -> Result<Record<'a>> {
     let (kind, payload) = (record[0], &record[1..]);
     match kind {
-        KIND_POINTS if payload.len() % POINT_BYTES == 0 => Ok(Record::Points(payload)),
+        KIND_POINTS if payload.len().is_multiple_of(POINT_BYTES) => Ok(Record::Points(payload)),
         KIND_SERIES => {
             let mut r = Reader::new(payload);
             let decoded = r
@@ -503,11 +511,17 @@ fn decode_record<'a>(path: &Path, record: &'a [u8]) -> Result<Record<'a>> {
                 .and_then(|id| Ok((id, registry::decode_key(&mut r)?)));
             match decoded {
                 Ok((id, key)) if r.remaining() == 0 => Ok(Record::Series(id, key)),
-                Ok(_) => Err(EngineError::corrupt(path, "trailing bytes in a series record")),
+                Ok(_) => Err(EngineError::corrupt(
+                    path,
+                    "trailing bytes in a series record",
+                )),
                 Err(e) => Err(EngineError::corrupt(path, e.0)),
             }
         }
-        _ => Err(EngineError::corrupt(path, format!("record kind {kind} with {} bytes", payload.len()))),
+        _ => Err(EngineError::corrupt(
+            path,
+            format!("record kind {kind} with {} bytes", payload.len()),
+        )),
     }
 }
 
@@ -560,7 +574,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(series, vec![(1, 0, key)]);
-        assert_eq!(points, vec![(1, point(0, 1, 1.0)), (2, point(0, 2, f64::NAN))]);
+        assert_eq!(
+            points,
+            vec![(1, point(0, 1, 1.0)), (2, point(0, 2, f64::NAN))]
+        );
         assert_eq!(report.records, 3);
         assert_eq!(report.points, 2);
         assert_eq!(report.corrupt_records + report.torn_bytes, 0);

@@ -1,0 +1,26 @@
+defmodule Tms.Native do
+  @moduledoc false
+  # Stubs for the Rust engine (native/tms_engine/src/nif.rs). Nothing else
+  # belongs here: callers go through `Tms`.
+
+  @on_load :load_nif
+
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:tms), ~c"native/tms_engine")
+    :erlang.load_nif(path, 0)
+  end
+
+  def open(_data_dir, _opts), do: :erlang.nif_error(:nif_not_loaded)
+  def close(_engine), do: :erlang.nif_error(:nif_not_loaded)
+  def resolve(_engine, _metric, _labels), do: :erlang.nif_error(:nif_not_loaded)
+  def write_batch(_engine, _entries, _now), do: :erlang.nif_error(:nif_not_loaded)
+  def write_batch_dirty_cpu(_engine, _entries, _now), do: :erlang.nif_error(:nif_not_loaded)
+  def write_batch_dirty_io(_engine, _entries, _now), do: :erlang.nif_error(:nif_not_loaded)
+  def write_raw(_engine, _binary), do: :erlang.nif_error(:nif_not_loaded)
+  def write_raw_dirty_cpu(_engine, _binary), do: :erlang.nif_error(:nif_not_loaded)
+  def write_raw_dirty_io(_engine, _binary), do: :erlang.nif_error(:nif_not_loaded)
+  def query_range(_engine, _metric, _matchers, _from, _to), do: :erlang.nif_error(:nif_not_loaded)
+  def series(_engine, _metric, _matchers), do: :erlang.nif_error(:nif_not_loaded)
+  def flush(_engine, _scope), do: :erlang.nif_error(:nif_not_loaded)
+  def info(_engine), do: :erlang.nif_error(:nif_not_loaded)
+end

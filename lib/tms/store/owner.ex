@@ -1,0 +1,71 @@
+defmodule Tms.Store.Owner do
+  @moduledoc false
+  # Opens the engine, publishes its handle, and closes it (a final flush)
+  # when the store shuts down. The engine is opened in init/1 on purpose:
+  # a store that cannot open its directory (locked, corrupt registry)
+  # must fail to start rather than start and fail every call.
+
+  use GenServer, restart: :permanent, shutdown: 60_000
+  require Logger
+
+  def start_link(config) do
+    GenServer.start_link(__MODULE__, config, name: Module.concat(config.name, Owner))
+  end
+
+  @doc false
+  # The published handle of a running store, or nil.
+  def handle(name), do: :persistent_term.get({Tms, name}, nil)
+
+  ## Callbacks
+
+  @impl true
+  def init(config) do
+    Process.flag(:trap_exit, true)
+    close_stale(config.name)
+
+    case Tms.Native.open(config.data_dir, config.engine) |> Tms.Error.wrap() do
+      {:ok, engine} ->
+        handle = %{
+          engine: engine,
+          time_unit: config.time_unit,
+          data_dir: config.data_dir,
+          sync_always?: config.engine.wal_sync == :always
+        }
+
+        :persistent_term.put({Tms, config.name}, handle)
+        report_problems(config, Tms.Native.info(engine))
+        {:ok, %{name: config.name, engine: engine}}
+
+      {:error, error} ->
+        {:stop, error}
+    end
+  end
+
+  @impl true
+  def terminate(_reason, state) do
+    :persistent_term.erase({Tms, state.name})
+
+    case Tms.Native.close(state.engine) |> Tms.Error.wrap() do
+      :ok ->
+        :ok
+
+      {:error, error} ->
+        Logger.error("Tms store #{inspect(state.name)} did not close cleanly: #{error.message}")
+    end
+  end
+
+  # An owner killed without terminate/2 left its engine published and
+  # open (holding the directory lock); close it before reopening.
+  defp close_stale(name) do
+    with %{engine: engine} <- handle(name) do
+      :persistent_term.erase({Tms, name})
+      Tms.Native.close(engine)
+    end
+  end
+
+  defp report_problems(config, info) do
+    for problem <- info.problems do
+      Logger.warning("Tms store #{inspect(config.name)}: #{problem}")
+    end
+  end
+end

@@ -1,0 +1,525 @@
+//! The only module that speaks Erlang terms: decode arguments, call the
+//! engine, encode results. Errors leave as `{:error, {kind, details}}` with
+//! `details` a map holding at least `:message`.
+//!
+//! Scheduling: open, close, flush and info touch the disk and run on dirty
+//! I/O schedulers; queries on dirty CPU schedulers. Writes come in three
+//! flavours with one body: a normal-scheduler one for small batches, a dirty
+//! CPU one for large ones, a dirty I/O one when the WAL fsyncs every write.
+//! `Tms` picks by batch size and sync mode.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use rustler::types::map::MapIterator;
+use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
+
+use crate::buffer::Point;
+use crate::engine::{Config, Engine, FlushReport, FlushScope, Info, Labeled, SeriesPoints};
+use crate::error::{EngineError, Result};
+use crate::registry::SeriesKey;
+use crate::wal::SyncMode;
+
+mod atoms {
+    rustler::atoms! {
+        ok, error, message, nan, infinity, neg_infinity,
+        always, never, interval, all, pending, idle,
+        op, path, errno, reason, found, supported, id, entry,
+        buffered, incoming, limit,
+        metric, labels, points,
+    }
+}
+
+#[rustler::resource_impl]
+impl Resource for Engine {}
+
+type EngineArc = ResourceArc<Engine>;
+
+/// `{:ok, value}` or `{:error, {kind, details}}`.
+fn reply<'a, T: Encoder>(env: Env<'a>, result: Result<T>) -> Term<'a> {
+    match result {
+        Ok(value) => (atoms::ok(), value).encode(env),
+        Err(err) => error_term(env, &err),
+    }
+}
+
+/// `:ok` or `{:error, {kind, details}}`.
+fn reply_unit(env: Env<'_>, result: Result<()>) -> Term<'_> {
+    match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(err) => error_term(env, &err),
+    }
+}
+
+fn error_term<'a>(env: Env<'a>, err: &EngineError) -> Term<'a> {
+    let kind = Atom::from_str(env, err.kind())
+        .map_or_else(|_| atoms::error().encode(env), |a| a.encode(env));
+    let mut details = Term::map_new(env);
+    let mut put = |key: Atom, value: Term<'a>| {
+        if let Ok(map) = details.map_put(key, value) {
+            details = map;
+        }
+    };
+    put(atoms::message(), err.to_string().encode(env));
+    match err {
+        EngineError::Io {
+            op, path, errno, ..
+        } => {
+            put(atoms::op(), op.encode(env));
+            put(atoms::path(), path.encode(env));
+            if let Some(name) = errno.and_then(|e| Atom::from_str(env, e).ok()) {
+                put(atoms::errno(), name.encode(env));
+            }
+        }
+        EngineError::CorruptData { path, reason } => {
+            put(atoms::path(), path.encode(env));
+            put(atoms::reason(), reason.encode(env));
+        }
+        EngineError::UnsupportedVersion {
+            path,
+            found,
+            supported,
+        } => {
+            put(atoms::path(), path.encode(env));
+            put(atoms::found(), found.encode(env));
+            put(atoms::supported(), supported.encode(env));
+        }
+        EngineError::SeriesNotFound { id, entry } => {
+            put(atoms::id(), id.encode(env));
+            put(atoms::entry(), entry.encode(env));
+        }
+        EngineError::Overloaded {
+            buffered,
+            incoming,
+            limit,
+        } => {
+            put(atoms::buffered(), buffered.encode(env));
+            put(atoms::incoming(), incoming.encode(env));
+            put(atoms::limit(), limit.encode(env));
+        }
+        EngineError::Locked { path } => put(atoms::path(), path.encode(env)),
+        EngineError::InvalidArgument(_) | EngineError::Closed | EngineError::Poisoned(_) => {}
+    }
+    (atoms::error(), (kind, details)).encode(env)
+}
+
+fn invalid(message: impl Into<String>) -> EngineError {
+    EngineError::invalid(message)
+}
+
+// ---------------------------------------------------------------- decoding
+
+fn decode_str<'a>(term: Term<'a>, what: &str) -> Result<&'a str> {
+    let bin = Binary::from_term(term).map_err(|_| invalid(format!("{what} must be a string")))?;
+    std::str::from_utf8(bin.as_slice()).map_err(|_| invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// A label name: a string or an atom.
+fn decode_label_name<'a>(term: Term<'a>) -> Result<Cow<'a, str>> {
+    if term.is_atom() {
+        return term
+            .atom_to_string()
+            .map(Cow::Owned)
+            .map_err(|_| invalid("label name atom could not be read"));
+    }
+    decode_str(term, "label name").map(Cow::Borrowed)
+}
+
+/// Appends the labels of a map or a list of `{name, value}` pairs.
+fn decode_labels<'a>(term: Term<'a>, out: &mut Vec<(Cow<'a, str>, &'a str)>) -> Result<()> {
+    let mut push = |name: Term<'a>, value: Term<'a>| -> Result<()> {
+        let name = decode_label_name(name)?;
+        let value = decode_str(value, "label value")
+            .map_err(|e| invalid(format!("label {name:?}: {e}")))?;
+        out.push((name, value));
+        Ok(())
+    };
+    if term.is_map() {
+        let iter = MapIterator::new(term).ok_or_else(|| invalid("labels map could not be read"))?;
+        for (name, value) in iter {
+            push(name, value)?;
+        }
+        return Ok(());
+    }
+    if term.is_list() {
+        let iter = term
+            .into_list_iterator()
+            .map_err(|_| invalid("labels must be a proper list"))?;
+        for pair in iter {
+            let (name, value): (Term, Term) = pair
+                .decode()
+                .map_err(|_| invalid("labels in a list must be {name, value} tuples"))?;
+            push(name, value)?;
+        }
+        return Ok(());
+    }
+    Err(invalid("labels must be a map or a keyword list"))
+}
+
+/// A value: a float, an integer, or `:nan` / `:infinity` / `:neg_infinity`.
+fn decode_value(term: Term<'_>) -> Result<f64> {
+    if term.is_float() || term.is_integer() {
+        return term
+            .decode::<f64>()
+            .map_err(|_| invalid("integer value does not fit in 64 bits"));
+    }
+    if let Ok(atom) = term.decode::<Atom>() {
+        if atom == atoms::nan() {
+            return Ok(f64::NAN);
+        } else if atom == atoms::infinity() {
+            return Ok(f64::INFINITY);
+        } else if atom == atoms::neg_infinity() {
+            return Ok(f64::NEG_INFINITY);
+        }
+    }
+    Err(invalid(
+        "value must be a number, :nan, :infinity or :neg_infinity",
+    ))
+}
+
+fn decode_timestamp(term: Term<'_>) -> Result<i64> {
+    if !term.is_integer() {
+        return Err(invalid("timestamp must be an integer"));
+    }
+    term.decode::<i64>()
+        .map_err(|_| invalid("timestamp does not fit in 64 bits"))
+}
+
+/// One decoded batch: entries whose labels index into `labels`.
+struct Batch<'a> {
+    entries: Vec<Labeled<'a>>,
+    labels: Vec<(Cow<'a, str>, &'a str)>,
+}
+
+fn decode_batch<'a>(list: Term<'a>, default_ts: i64) -> Result<Batch<'a>> {
+    let iter = list
+        .into_list_iterator()
+        .map_err(|_| invalid("entries must be a list"))?;
+    let mut batch = Batch {
+        entries: Vec::new(),
+        labels: Vec::new(),
+    };
+    for (i, term) in iter.enumerate() {
+        let at = |e: EngineError| invalid(format!("entry {i}: {e}"));
+        let (metric, labels, value, ts) = if let Ok((m, l, v)) = term.decode::<(Term, Term, Term)>()
+        {
+            (m, l, v, None)
+        } else if let Ok((m, l, v, t)) = term.decode::<(Term, Term, Term, Term)>() {
+            (m, l, v, Some(t))
+        } else {
+            return Err(invalid(format!(
+                "entry {i}: expected {{metric, labels, value}} or {{metric, labels, value, timestamp}}"
+            )));
+        };
+        let start = batch.labels.len();
+        decode_labels(labels, &mut batch.labels).map_err(at)?;
+        batch.entries.push(Labeled {
+            metric: decode_str(metric, "metric name").map_err(at)?,
+            labels: start..batch.labels.len(),
+            timestamp: ts.map_or(Ok(default_ts), decode_timestamp).map_err(at)?,
+            value: decode_value(value).map_err(at)?,
+        });
+    }
+    Ok(batch)
+}
+
+fn get_opt<'a, T: rustler::Decoder<'a>>(opts: Term<'a>, key: &str) -> Result<T> {
+    let env = opts.get_env();
+    let atom = Atom::from_str(env, key).map_err(|_| invalid(key.to_string()))?;
+    opts.map_get(atom).and_then(|v| v.decode()).map_err(|_| {
+        invalid(format!(
+            "engine option {key} is missing or has the wrong type"
+        ))
+    })
+}
+
+fn decode_config(opts: Term<'_>) -> Result<Config> {
+    let sync: Term = get_opt(opts, "wal_sync")?;
+    let wal_sync = if sync.decode::<Atom>().is_ok_and(|a| a == atoms::always()) {
+        SyncMode::Always
+    } else if sync.decode::<Atom>().is_ok_and(|a| a == atoms::never()) {
+        SyncMode::Never
+    } else {
+        match sync.decode::<(Atom, u64)>() {
+            Ok((tag, ms)) if tag == atoms::interval() && ms > 0 => {
+                SyncMode::Interval(Duration::from_millis(ms))
+            }
+            _ => {
+                return Err(invalid(
+                    "wal_sync must be :always, :never or {:interval, ms}",
+                ))
+            }
+        }
+    };
+    Ok(Config {
+        wal_sync,
+        wal_segment_bytes: get_opt(opts, "wal_segment_bytes")?,
+        partition_duration: get_opt(opts, "partition_duration")?,
+        flush_threshold: get_opt(opts, "flush_threshold")?,
+        max_buffered_points: get_opt(opts, "max_buffered_points")?,
+        compression_level: get_opt(opts, "compression_level")?,
+        cache_bytes: get_opt(opts, "cache_bytes")?,
+        max_abs_timestamp: get_opt(opts, "max_abs_timestamp")?,
+    })
+}
+
+fn decode_scope(term: Term<'_>) -> Result<FlushScope> {
+    if let Ok(atom) = term.decode::<Atom>() {
+        if atom == atoms::all() {
+            return Ok(FlushScope::All);
+        } else if atom == atoms::pending() {
+            return Ok(FlushScope::Pending);
+        }
+    }
+    match term.decode::<(Atom, u64)>() {
+        Ok((tag, ms)) if tag == atoms::idle() => Ok(FlushScope::Idle(Duration::from_millis(ms))),
+        _ => Err(invalid("flush scope must be :all, :pending or {:idle, ms}")),
+    }
+}
+
+// ---------------------------------------------------------------- encoding
+
+fn encode_value(env: Env<'_>, v: f64) -> Term<'_> {
+    if v.is_nan() {
+        atoms::nan().encode(env)
+    } else if v == f64::INFINITY {
+        atoms::infinity().encode(env)
+    } else if v == f64::NEG_INFINITY {
+        atoms::neg_infinity().encode(env)
+    } else {
+        v.encode(env)
+    }
+}
+
+fn encode_labels<'a>(env: Env<'a>, key: &SeriesKey) -> Term<'a> {
+    let names: Vec<Term> = key.labels.iter().map(|(k, _)| (**k).encode(env)).collect();
+    let values: Vec<Term> = key.labels.iter().map(|(_, v)| (**v).encode(env)).collect();
+    Term::map_from_arrays(env, &names, &values).unwrap_or_else(|_| Term::map_new(env))
+}
+
+fn encode_points<'a>(env: Env<'a>, points: &[Point]) -> Term<'a> {
+    let terms: Vec<Term> = points
+        .iter()
+        .map(|&(t, v)| (t, encode_value(env, v)).encode(env))
+        .collect();
+    terms.encode(env)
+}
+
+fn encode_series<'a>(env: Env<'a>, s: &SeriesPoints) -> Term<'a> {
+    let keys = [
+        atoms::id(),
+        atoms::metric(),
+        atoms::labels(),
+        atoms::points(),
+    ]
+    .map(|a| a.encode(env));
+    let values = [
+        s.id.encode(env),
+        (*s.key.metric).encode(env),
+        encode_labels(env, &s.key),
+        encode_points(env, &s.points),
+    ];
+    Term::map_from_arrays(env, &keys, &values).unwrap_or_else(|_| Term::map_new(env))
+}
+
+fn encode_pairs<'a>(env: Env<'a>, pairs: &[(&str, Term<'a>)]) -> Term<'a> {
+    let keys: Vec<Term> = pairs
+        .iter()
+        .map(|(k, _)| Atom::from_str(env, k).map_or_else(|_| k.encode(env), |a| a.encode(env)))
+        .collect();
+    let values: Vec<Term> = pairs.iter().map(|(_, v)| *v).collect();
+    Term::map_from_arrays(env, &keys, &values).unwrap_or_else(|_| Term::map_new(env))
+}
+
+fn encode_info<'a>(env: Env<'a>, i: &Info) -> Term<'a> {
+    encode_pairs(
+        env,
+        &[
+            ("series", i.series.encode(env)),
+            ("buffered_points", i.buffered_points.encode(env)),
+            ("segments", i.segments.encode(env)),
+            ("chunks", i.chunks.encode(env)),
+            ("segment_bytes", i.segment_bytes.encode(env)),
+            ("wal_bytes", i.wal_bytes.encode(env)),
+            ("cache_hits", i.cache_hits.encode(env)),
+            ("cache_misses", i.cache_misses.encode(env)),
+            ("cache_bytes", i.cache_bytes.encode(env)),
+            ("flushes", i.flushes.encode(env)),
+            ("last_flush_unix_ms", i.last_flush_unix_ms.encode(env)),
+            ("quarantined_files", i.quarantined_files.encode(env)),
+            ("open_read_bytes", i.open_read_bytes.encode(env)),
+            ("wal_replayed_points", i.replay.points.encode(env)),
+            ("wal_corrupt_records", i.replay.corrupt_records.encode(env)),
+            ("wal_torn_bytes", i.replay.torn_bytes.encode(env)),
+            ("problems", i.problems.encode(env)),
+        ],
+    )
+}
+
+fn encode_flush<'a>(env: Env<'a>, r: &FlushReport) -> Term<'a> {
+    let unremoved: Vec<Term> = r
+        .unremoved
+        .iter()
+        .map(|(p, why)| (p.as_str(), why.as_str()).encode(env))
+        .collect();
+    encode_pairs(
+        env,
+        &[
+            ("points", r.points.encode(env)),
+            ("chunks", r.chunks.encode(env)),
+            ("segments", r.segments.encode(env)),
+            ("unremoved", unremoved.encode(env)),
+        ],
+    )
+}
+
+// ---------------------------------------------------------------- functions
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn open<'a>(env: Env<'a>, path: Term<'a>, opts: Term<'a>) -> Term<'a> {
+    let result = decode_str(path, "data_dir")
+        .and_then(|p| Ok((p, decode_config(opts)?)))
+        .and_then(|(p, config)| Engine::open(std::path::Path::new(p), config))
+        .map(ResourceArc::new);
+    reply(env, result)
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn close(env: Env<'_>, engine: EngineArc) -> Term<'_> {
+    reply_unit(env, engine.close())
+}
+
+#[rustler::nif]
+fn resolve<'a>(env: Env<'a>, engine: EngineArc, metric: Term<'a>, labels: Term<'a>) -> Term<'a> {
+    let result = (|| {
+        let metric = decode_str(metric, "metric name")?;
+        let mut pairs = Vec::new();
+        decode_labels(labels, &mut pairs)?;
+        engine.resolve(metric, &mut pairs)
+    })();
+    reply(env, result)
+}
+
+fn write_batch_body<'a>(
+    env: Env<'a>,
+    engine: &Engine,
+    entries: Term<'a>,
+    default_ts: i64,
+) -> Term<'a> {
+    let result = decode_batch(entries, default_ts)
+        .and_then(|mut b| engine.write_labeled(&b.entries, &mut b.labels));
+    reply_unit(env, result)
+}
+
+#[rustler::nif]
+fn write_batch<'a>(
+    env: Env<'a>,
+    engine: EngineArc,
+    entries: Term<'a>,
+    default_ts: i64,
+) -> Term<'a> {
+    write_batch_body(env, &engine, entries, default_ts)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn write_batch_dirty_cpu<'a>(
+    env: Env<'a>,
+    engine: EngineArc,
+    entries: Term<'a>,
+    default_ts: i64,
+) -> Term<'a> {
+    write_batch_body(env, &engine, entries, default_ts)
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn write_batch_dirty_io<'a>(
+    env: Env<'a>,
+    engine: EngineArc,
+    entries: Term<'a>,
+    default_ts: i64,
+) -> Term<'a> {
+    write_batch_body(env, &engine, entries, default_ts)
+}
+
+fn write_raw_body<'a>(env: Env<'a>, engine: &Engine, raw: Term<'a>) -> Term<'a> {
+    let result = Binary::from_term(raw)
+        .map_err(|_| invalid("raw batch must be a binary"))
+        .and_then(|bin| engine.write_raw(bin.as_slice()));
+    reply_unit(env, result)
+}
+
+#[rustler::nif]
+fn write_raw<'a>(env: Env<'a>, engine: EngineArc, raw: Term<'a>) -> Term<'a> {
+    write_raw_body(env, &engine, raw)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn write_raw_dirty_cpu<'a>(env: Env<'a>, engine: EngineArc, raw: Term<'a>) -> Term<'a> {
+    write_raw_body(env, &engine, raw)
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn write_raw_dirty_io<'a>(env: Env<'a>, engine: EngineArc, raw: Term<'a>) -> Term<'a> {
+    write_raw_body(env, &engine, raw)
+}
+
+fn decode_matchers<'a>(term: Term<'a>) -> Result<Vec<(Cow<'a, str>, &'a str)>> {
+    let mut pairs = Vec::new();
+    decode_labels(term, &mut pairs).map_err(|e| invalid(format!("matchers: {e}")))?;
+    Ok(pairs)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn query_range<'a>(
+    env: Env<'a>,
+    engine: EngineArc,
+    metric: Term<'a>,
+    matchers: Term<'a>,
+    from: i64,
+    to: i64,
+) -> Term<'a> {
+    let result = (|| {
+        let metric = decode_str(metric, "metric name")?;
+        let matchers = decode_matchers(matchers)?;
+        engine.query(metric, &matchers, from, to)
+    })();
+    match result {
+        Ok(series) => {
+            let terms: Vec<Term> = series.iter().map(|s| encode_series(env, s)).collect();
+            (atoms::ok(), terms).encode(env)
+        }
+        Err(err) => error_term(env, &err),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn series<'a>(env: Env<'a>, engine: EngineArc, metric: Term<'a>, matchers: Term<'a>) -> Term<'a> {
+    let result = (|| {
+        let metric = decode_str(metric, "metric name")?;
+        let matchers = decode_matchers(matchers)?;
+        engine.select(metric, &matchers)
+    })();
+    match result {
+        Ok(series) => {
+            let terms: Vec<Term> = series
+                .iter()
+                .map(|(_, key)| encode_labels(env, key))
+                .collect();
+            (atoms::ok(), terms).encode(env)
+        }
+        Err(err) => error_term(env, &err),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn flush<'a>(env: Env<'a>, engine: EngineArc, scope: Term<'a>) -> Term<'a> {
+    match decode_scope(scope).and_then(|s| engine.flush(s)) {
+        Ok(report) => (atoms::ok(), encode_flush(env, &report)).encode(env),
+        Err(err) => error_term(env, &err),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn info(env: Env<'_>, engine: EngineArc) -> Term<'_> {
+    encode_info(env, &engine.info())
+}

@@ -1,0 +1,67 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use tms_engine::engine::{Config, Engine};
+use tms_engine::wal::SyncMode;
+
+/// A config that keeps tests fast: no fsync, small partitions.
+pub fn config() -> Config {
+    Config {
+        wal_sync: SyncMode::Never,
+        partition_duration: 1_000,
+        ..Config::default()
+    }
+}
+
+pub fn open(dir: &Path) -> Engine {
+    Engine::open(dir, config()).unwrap()
+}
+
+/// Encodes `(series, ts, value)` entries as a raw batch.
+pub fn raw(entries: &[(u64, i64, f64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 24);
+    for &(s, t, v) in entries {
+        out.extend_from_slice(&s.to_le_bytes());
+        out.extend_from_slice(&t.to_le_bytes());
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    out
+}
+
+/// Creates series `m{host=h<i>}` for i in 0..n; returns their ids.
+pub fn series(engine: &Engine, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let host = format!("h{i}");
+            engine.resolve("m", &mut [("host", host.as_str())]).unwrap()
+        })
+        .collect()
+}
+
+/// Every point of series `id`, bits of values for exact comparison.
+pub fn points(engine: &Engine, id: u64) -> Vec<(i64, u64)> {
+    engine
+        .read_series(id, i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(t, v)| (t, v.to_bits()))
+        .collect()
+}
+
+/// A small deterministic generator (xorshift64*), so failures replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

@@ -1,0 +1,344 @@
+//! Write, close or drop, reopen: what comes back.
+
+mod common;
+
+use std::fs;
+
+use common::{open, points, raw, series};
+use tms_engine::engine::{Engine, FlushScope};
+use tms_engine::error::EngineError;
+
+#[test]
+fn flushed_and_unflushed_points_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 3);
+        engine
+            .write_raw(&raw(&[
+                (ids[0], 1, 1.0),
+                (ids[1], 2, 2.0),
+                (ids[2], 1500, 3.0),
+            ]))
+            .unwrap();
+        engine.flush(FlushScope::All).unwrap();
+        engine
+            .write_raw(&raw(&[(ids[0], 3, 4.0), (ids[2], 2500, 5.0)]))
+            .unwrap();
+        before = (0..3).map(|id| points(&engine, id)).collect::<Vec<_>>();
+        // Dropped without close: the last two points live only in the WAL.
+    }
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!(info.series, 3);
+    assert_eq!(info.replay.points, 2);
+    assert_eq!(info.buffered_points, 2);
+    let after = (0..3).map(|id| points(&engine, id)).collect::<Vec<_>>();
+    assert_eq!(before, after);
+    assert_eq!(after[0].len(), 2);
+}
+
+#[test]
+fn close_flushes_everything_and_leaves_nothing_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 2);
+        engine
+            .write_raw(&raw(&[(ids[0], 10, 1.0), (ids[1], 20, 2.0)]))
+            .unwrap();
+        engine.close().unwrap();
+        assert_eq!(
+            engine.write_raw(&raw(&[(0, 1, 1.0)])),
+            Err(EngineError::Closed)
+        );
+        assert!(matches!(
+            engine.flush(FlushScope::All),
+            Err(EngineError::Closed)
+        ));
+        engine.close().unwrap();
+    }
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!(info.replay.points, 0);
+    assert_eq!(info.segments, 1);
+    assert_eq!(points(&engine, 1), vec![(20, 2.0f64.to_bits())]);
+}
+
+#[test]
+fn last_write_wins_in_buffers_segments_and_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let id = series(&engine, 1)[0];
+        engine
+            .write_raw(&raw(&[(id, 5, 1.0), (id, 5, 2.0)]))
+            .unwrap();
+        assert_eq!(points(&engine, id), vec![(5, 2.0f64.to_bits())]);
+        engine.flush(FlushScope::All).unwrap();
+        engine.write_raw(&raw(&[(id, 5, 3.0)])).unwrap();
+        assert_eq!(points(&engine, id), vec![(5, 3.0f64.to_bits())]);
+        engine.flush(FlushScope::All).unwrap();
+        engine
+            .write_raw(&raw(&[(id, 5, 4.0), (id, 4, 0.5)]))
+            .unwrap();
+        assert_eq!(
+            points(&engine, id),
+            vec![(4, 0.5f64.to_bits()), (5, 4.0f64.to_bits())]
+        );
+    }
+    let engine = open(dir.path());
+    assert_eq!(
+        points(&engine, 0),
+        vec![(4, 0.5f64.to_bits()), (5, 4.0f64.to_bits())]
+    );
+    engine.flush(FlushScope::All).unwrap();
+    drop(engine);
+    let engine = open(dir.path());
+    assert_eq!(
+        points(&engine, 0),
+        vec![(4, 0.5f64.to_bits()), (5, 4.0f64.to_bits())]
+    );
+}
+
+#[test]
+fn special_floats_survive_buffers_segments_and_restarts_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = [
+        f64::NAN,
+        f64::from_bits(0x7ff4_0000_0000_0001),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+    ];
+    let expected: Vec<(i64, u64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v.to_bits()))
+        .collect();
+    let entries: Vec<(u64, i64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (0, i as i64, *v))
+        .collect();
+    {
+        let engine = open(dir.path());
+        series(&engine, 1);
+        engine.write_raw(&raw(&entries)).unwrap();
+        assert_eq!(points(&engine, 0), expected);
+    }
+    let engine = open(dir.path());
+    assert_eq!(points(&engine, 0), expected);
+    engine.close().unwrap();
+    drop(engine);
+    let engine = open(dir.path());
+    assert_eq!(points(&engine, 0), expected);
+}
+
+#[test]
+fn a_second_engine_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    assert!(matches!(
+        Engine::open(dir.path(), common::config()),
+        Err(EngineError::Locked { .. })
+    ));
+    first.close().unwrap();
+    open(dir.path());
+}
+
+#[test]
+fn open_reads_only_segment_tables_even_with_10_000_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment_bytes;
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 1000);
+        for round in 0..10 {
+            let entries: Vec<_> = ids
+                .iter()
+                .flat_map(|&id| (0..50).map(move |i| (id, round * 1000 + i, i as f64)))
+                .collect();
+            engine.write_raw(&raw(&entries)).unwrap();
+            engine.flush(FlushScope::All).unwrap();
+        }
+        let info = engine.info();
+        assert_eq!(info.chunks, 10_000);
+        segment_bytes = info.segment_bytes;
+    }
+    // Damage every payload byte past the tables: open must not notice.
+    for partition in fs::read_dir(dir.path().join("chunks")).unwrap() {
+        for file in fs::read_dir(partition.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let mut bytes = fs::read(&path).unwrap();
+            let payload_start = 40 + 48 * 1000;
+            for b in &mut bytes[payload_start..] {
+                *b ^= 0xff;
+            }
+            fs::write(&path, bytes).unwrap();
+        }
+    }
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!(info.chunks, 10_000);
+    assert_eq!(info.quarantined_files, 0);
+    assert_eq!(info.open_read_bytes, 10 * (40 + 48 * 1000));
+    assert!(info.open_read_bytes < segment_bytes);
+    // The damage shows only when a chunk is read.
+    assert!(matches!(
+        engine.read_series(0, 0, 100),
+        Err(EngineError::CorruptData { .. })
+    ));
+}
+
+#[test]
+fn a_corrupt_segment_is_quarantined_and_the_rest_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 2);
+        engine
+            .write_raw(&raw(&[(ids[0], 10, 1.0), (ids[1], 10, 2.0)]))
+            .unwrap();
+        engine.flush(FlushScope::All).unwrap();
+        engine.write_raw(&raw(&[(ids[0], 1010, 3.0)])).unwrap();
+        engine.flush(FlushScope::All).unwrap();
+    }
+    let first = dir.path().join("chunks/0/00000000000000000001.seg");
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[20] ^= 1;
+    fs::write(&first, bytes).unwrap();
+    fs::write(
+        dir.path().join("chunks/0/00000000000000000009.seg.tmp"),
+        b"junk",
+    )
+    .unwrap();
+
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!(info.quarantined_files, 1);
+    assert_eq!(info.segments, 1);
+    assert!(
+        info.problems[0].contains("quarantined"),
+        "{:?}",
+        info.problems
+    );
+    assert!(dir
+        .path()
+        .join("quarantine/0-00000000000000000001.seg")
+        .exists());
+    assert!(!dir
+        .path()
+        .join("chunks/0/00000000000000000009.seg.tmp")
+        .exists());
+    assert_eq!(points(&engine, 0), vec![(1010, 3.0f64.to_bits())]);
+    assert!(points(&engine, 1).is_empty());
+}
+
+#[test]
+fn a_corrupt_registry_is_an_error_at_open_not_a_partial_load() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        series(&engine, 5);
+        engine.close().unwrap();
+    }
+    let path = dir.path().join("registry.tms");
+    let mut bytes = fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&path, bytes).unwrap();
+    assert!(matches!(
+        Engine::open(dir.path(), common::config()),
+        Err(EngineError::CorruptData { .. })
+    ));
+}
+
+#[test]
+fn series_created_after_the_last_snapshot_come_back_from_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        series(&engine, 2);
+        engine.close().unwrap();
+    }
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 4);
+        assert_eq!(ids, vec![0, 1, 2, 3]);
+        engine.write_raw(&raw(&[(3, 7, 7.0)])).unwrap();
+    }
+    let engine = open(dir.path());
+    assert_eq!(engine.info().series, 4);
+    assert_eq!(points(&engine, 3), vec![(7, 7.0f64.to_bits())]);
+    assert_eq!(engine.resolve("m", &mut [("host", "h3")]).unwrap(), 3);
+}
+
+#[test]
+fn a_torn_wal_tail_loses_only_the_torn_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        series(&engine, 1);
+        engine.write_raw(&raw(&[(0, 1, 1.0)])).unwrap();
+        engine.write_raw(&raw(&[(0, 2, 2.0)])).unwrap();
+    }
+    let wal = tms_engine::wal::segments(&dir.path().join("wal")).unwrap();
+    let (_, newest) = wal.last().unwrap();
+    let len = fs::metadata(newest).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let engine = open(dir.path());
+    assert_eq!(points(&engine, 0), vec![(1, 1.0f64.to_bits())]);
+    assert_eq!(engine.info().replay.torn_bytes, 28);
+    assert_eq!(engine.info().replay.corrupt_records, 0);
+}
+
+#[test]
+fn bad_batches_are_rejected_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    series(&engine, 1);
+    assert!(matches!(
+        engine.write_raw(&[0u8; 25]),
+        Err(EngineError::InvalidArgument(_))
+    ));
+    assert_eq!(
+        engine.write_raw(&raw(&[(0, 1, 1.0), (7, 1, 1.0)])),
+        Err(EngineError::SeriesNotFound { id: 7, entry: 1 })
+    );
+    assert!(matches!(
+        engine.write_raw(&raw(&[(0, 1, 1.0), (0, i64::MAX, 1.0)])),
+        Err(EngineError::InvalidArgument(_))
+    ));
+    assert!(points(&engine, 0).is_empty());
+    assert_eq!(engine.info().buffered_points, 0);
+}
+
+#[test]
+fn writes_past_the_memory_ceiling_are_refused_until_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tms_engine::engine::Config {
+        max_buffered_points: 3,
+        ..common::config()
+    };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    series(&engine, 1);
+    engine.write_raw(&raw(&[(0, 1, 1.0), (0, 2, 1.0)])).unwrap();
+    assert!(matches!(
+        engine.write_raw(&raw(&[(0, 3, 1.0), (0, 4, 1.0)])),
+        Err(EngineError::Overloaded {
+            buffered: 2,
+            incoming: 2,
+            limit: 3
+        })
+    ));
+    engine.flush(FlushScope::All).unwrap();
+    engine.write_raw(&raw(&[(0, 3, 1.0), (0, 4, 1.0)])).unwrap();
+    assert_eq!(points(&engine, 0).len(), 4);
+}

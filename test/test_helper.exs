@@ -1,0 +1,2 @@
+Code.ensure_loaded!(Tms.Native)
+ExUnit.start()

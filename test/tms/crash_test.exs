@@ -1,0 +1,141 @@
+defmodule Tms.CrashTest do
+  # Crash safety is tested by crashing: a separate OS process runs a store,
+  # reports each acknowledged batch on stdout, and dies without closing the
+  # store (halt) or is killed with SIGKILL. The test then opens the same
+  # directory and checks that every acknowledged point is there, exactly.
+  use Tms.Case, async: true
+  import Bitwise
+
+  @moduletag timeout: 120_000
+  @series 10
+  @per_batch 100
+
+  # Batch `b` writes, for each series s, @per_batch points at ts = b * 1000 + i
+  # with value b + s / 100: every point is checkable on its own.
+  defp writer_code(dir, sync, then) do
+    """
+    Application.ensure_all_started(:tms)
+    {:ok, _} = Tms.start_link(name: :child, data_dir: #{inspect(dir)}, wal_sync: #{inspect(sync)}, flush_threshold: 256)
+    ids = for s <- 0..#{@series - 1}, do: elem(Tms.resolve(:child, "m", %{"s" => "\#{s}"}), 1)
+    write = fn b ->
+      raw = for {id, s} <- Enum.with_index(ids), i <- 0..#{@per_batch - 1}, into: <<>>,
+              do: <<id::little-64, (b * 1000 + i)::little-signed-64, (b + s / 100)::little-float-64>>
+      :ok = Tms.write_batch_raw(:child, raw)
+      IO.puts("acked \#{b}")
+    end
+    #{then}
+    """
+  end
+
+  defp run_until(port, stop?, acked \\ -1) do
+    receive do
+      {^port, {:data, {:eol, "acked " <> b}}} ->
+        b = String.to_integer(b)
+        if stop?.(b), do: b, else: run_until(port, stop?, b)
+
+      {^port, {:data, _other}} ->
+        run_until(port, stop?, acked)
+
+      {^port, {:exit_status, status}} ->
+        {:exited, status, acked}
+    after
+      60_000 -> flunk("the writer process went silent after batch #{acked}")
+    end
+  end
+
+  defp kill9(port) do
+    {:os_pid, pid} = Port.info(port, :os_pid)
+    {_, 0} = System.cmd("kill", ["-9", Integer.to_string(pid)])
+
+    receive do
+      {^port, {:exit_status, status}} -> status
+    after
+      10_000 -> flunk("the writer process did not die")
+    end
+  end
+
+  defp drain(port) do
+    receive do
+      {^port, {:data, _}} -> drain(port)
+    after
+      0 -> :ok
+    end
+  end
+
+  # Every acknowledged batch (each {first, last} range) is complete; every
+  # point present is exact.
+  defp check(ctx, acked_ranges) do
+    store = start_store(ctx)
+    {:ok, result} = Tms.query_range(store, "m", %{}, 0, 1 <<< 40)
+    assert length(result) == @series
+
+    for %{labels: %{"s" => s}, points: points} <- result do
+      s = String.to_integer(s)
+      by_batch = Enum.group_by(points, fn {ts, _} -> div(ts, 1000) end)
+
+      for {first, last} <- acked_ranges, b <- first..last//1 do
+        assert length(Map.get(by_batch, b, [])) == @per_batch, "series #{s} lost points of acked batch #{b}"
+      end
+
+      for {ts, v} <- points, do: assert(v == div(ts, 1000) + s / 100, "corrupt point #{ts} of series #{s}")
+    end
+
+    Tms.info(store)
+  end
+
+  test "a VM halted without a flush loses nothing: the WAL is replayed", ctx do
+    port = elixir_process(writer_code(ctx.dir, {:interval, 100}, "Enum.each(0..29, write); :erlang.halt(0)"))
+    assert {:exited, 0, 29} = run_until(port, fn _ -> false end)
+    info = check(ctx, [{0, 29}])
+    assert info.wal_replayed_points > 0
+    assert info.wal_corrupt_records == 0
+  end
+
+  for {sync, rounds} <- [{{:interval, 100}, 3}, {:always, 2}] do
+    test "kill -9 mid-ingest with wal_sync #{inspect(sync)} keeps every acknowledged point", ctx do
+      Enum.reduce(1..unquote(rounds), [], fn round, acked_ranges ->
+        # A different kill moment each round; later rounds append to the same store.
+        start = (round - 1) * 1000
+        stop_after = start + 5 + :rand.uniform(40)
+
+        code =
+          writer_code(
+            ctx.dir,
+            unquote(Macro.escape(sync)),
+            "Stream.iterate(#{start}, &(&1 + 1)) |> Enum.each(write)"
+          )
+
+        port = elixir_process(code)
+        acked = run_until(port, &(&1 >= stop_after))
+        assert is_integer(acked)
+        assert kill9(port) != 0
+        drain(port)
+        acked_ranges = [{start, acked} | acked_ranges]
+        info = check(ctx, acked_ranges)
+
+        IO.puts(
+          "kill round #{round} (#{inspect(unquote(Macro.escape(sync)))}): killed after batch #{acked}, replayed #{info.wal_replayed_points} points, torn #{info.wal_torn_bytes} bytes"
+        )
+
+        :ok = stop_supervised(ctx.store)
+        acked_ranges
+      end)
+    end
+  end
+
+  test "kill -9 mid-flush keeps every acknowledged point", ctx do
+    then = """
+    Enum.each(0..199, fn b ->
+      write.(b)
+      if rem(b, 10) == 9, do: spawn(fn -> Tms.flush(:child) end)
+    end)
+    """
+
+    port = elixir_process(writer_code(ctx.dir, {:interval, 100}, then))
+    acked = run_until(port, &(&1 >= 40 + :rand.uniform(100)))
+    assert is_integer(acked)
+    assert kill9(port) != 0
+    info = check(ctx, [{0, acked}])
+    assert info.quarantined_files == 0
+  end
+end
