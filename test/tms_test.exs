@@ -35,6 +35,18 @@ defmodule TmsTest do
       assert {:ok, [%{"host" => "a"}, %{"host" => "b"}, %{"host" => "c"}]} = Tms.series(store, "cpu")
     end
 
+    test "entries sharing one labels term, or equal ones built apart, map to the right series", ctx do
+      store = start_store(ctx)
+      shared = %{"host" => "a", "dc" => "x"}
+      built_apart = Map.new([{"dc", "x"}, {"host", "a"}])
+      entries = for t <- 1..300, metric <- ["m1", "m2"], do: {metric, shared, t, t}
+      :ok = Tms.write_batch(store, entries ++ [{"m1", built_apart, -1, 301}, {"m1", [dc: "x", host: "a"], -2, 302}])
+      assert %{series: 2} = Tms.info(store)
+      {:ok, [%{points: m1}]} = Tms.query_range(store, "m1", shared, 0, 1_000)
+      assert length(m1) == 302
+      assert Enum.take(m1, -2) == [{301, -1.0}, {302, -2.0}]
+    end
+
     test "a missing timestamp means now in the store's time unit", ctx do
       store = start_store(ctx, time_unit: :second)
       before = System.os_time(:second)

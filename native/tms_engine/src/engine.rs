@@ -96,13 +96,24 @@ impl Config {
     }
 }
 
-/// A labeled point whose labels are `labels[range]` of the batch's label array.
+/// A batch of labeled points. Points name their series by index into
+/// `series`, so a series repeated in a batch is validated and resolved once.
+#[derive(Debug, Default)]
+pub struct LabeledBatch<'a, K, V> {
+    pub series: Vec<BatchSeries<'a>>,
+    /// Label pairs; each series owns the range it names.
+    pub labels: Vec<(K, V)>,
+    /// `(index into series, timestamp, value)`, in write order.
+    pub points: Vec<(usize, i64, f64)>,
+}
+
+/// A distinct series of a [`LabeledBatch`].
 #[derive(Debug, Clone)]
-pub struct Labeled<'a> {
+pub struct BatchSeries<'a> {
     pub metric: &'a str,
     pub labels: std::ops::Range<usize>,
-    pub timestamp: i64,
-    pub value: f64,
+    /// The first point using it, for error messages.
+    pub first_point: usize,
 }
 
 /// Which buffers a flush writes.
@@ -345,31 +356,41 @@ impl Engine {
         self.append(raw)
     }
 
-    /// Writes labeled points, creating series as needed. All entries are
+    /// Writes labeled points, creating series as needed. Everything is
     /// validated before any series is created or point written.
     pub fn write_labeled<K: AsRef<str>, V: AsRef<str>>(
         &self,
-        entries: &[Labeled<'_>],
-        labels: &mut [(K, V)],
+        batch: &mut LabeledBatch<'_, K, V>,
     ) -> Result<()> {
         self.check_open()?;
-        Self::check_batch_len(entries.len())?;
-        for (i, entry) in entries.iter().enumerate() {
-            let Some(own) = labels.get_mut(entry.labels.clone()) else {
-                return Err(EngineError::invalid(format!(
-                    "entry {i}: label range out of bounds"
-                )));
-            };
-            registry::canonicalize(entry.metric, own)
-                .map_err(|e| EngineError::invalid(format!("entry {i}: {e}")))?;
-            self.check_timestamp(entry.timestamp, i)?;
+        Self::check_batch_len(batch.points.len())?;
+        for series in &batch.series {
+            let at =
+                |e: EngineError| EngineError::invalid(format!("entry {}: {e}", series.first_point));
+            let own = batch
+                .labels
+                .get_mut(series.labels.clone())
+                .ok_or_else(|| at(EngineError::invalid("label range out of bounds")))?;
+            registry::canonicalize(series.metric, own).map_err(at)?;
         }
-        let mut raw = Vec::with_capacity(entries.len() * POINT_BYTES);
-        for entry in entries {
-            let id = self.resolve_canonical(entry.metric, &labels[entry.labels.clone()])?;
-            raw.extend_from_slice(&id.to_le_bytes());
-            raw.extend_from_slice(&entry.timestamp.to_le_bytes());
-            raw.extend_from_slice(&entry.value.to_bits().to_le_bytes());
+        for (entry, &(series, ts, _)) in batch.points.iter().enumerate() {
+            if series >= batch.series.len() {
+                return Err(EngineError::invalid(format!(
+                    "entry {entry}: series index out of bounds"
+                )));
+            }
+            self.check_timestamp(ts, entry)?;
+        }
+        let ids = batch
+            .series
+            .iter()
+            .map(|s| self.resolve_canonical(s.metric, &batch.labels[s.labels.clone()]))
+            .collect::<Result<Vec<SeriesId>>>()?;
+        let mut raw = Vec::with_capacity(batch.points.len() * POINT_BYTES);
+        for &(series, ts, value) in &batch.points {
+            raw.extend_from_slice(&ids[series].to_le_bytes());
+            raw.extend_from_slice(&ts.to_le_bytes());
+            raw.extend_from_slice(&value.to_bits().to_le_bytes());
         }
         self.append(&raw)
     }

@@ -9,14 +9,18 @@
 //! `Tms` picks by batch size and sync mode.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
 
 use crate::buffer::Point;
-use crate::engine::{Config, Engine, FlushReport, FlushScope, Info, Labeled, SeriesPoints};
+use crate::engine::{
+    BatchSeries, Config, Engine, FlushReport, FlushScope, Info, LabeledBatch, SeriesPoints,
+};
 use crate::error::{EngineError, Result};
+use crate::hash::FastBuildHasher;
 use crate::registry::SeriesKey;
 use crate::wal::SyncMode;
 
@@ -185,40 +189,57 @@ fn decode_timestamp(term: Term<'_>) -> Result<i64> {
         .map_err(|_| invalid("timestamp does not fit in 64 bits"))
 }
 
-/// One decoded batch: entries whose labels index into `labels`.
-struct Batch<'a> {
-    entries: Vec<Labeled<'a>>,
-    labels: Vec<(Cow<'a, str>, &'a str)>,
-}
-
-fn decode_batch<'a>(list: Term<'a>, default_ts: i64) -> Result<Batch<'a>> {
+/// Decodes a list of `{metric, labels, value}` / `{metric, labels, value, ts}`.
+///
+/// Entries whose metric and labels are the *same terms* (one map shared by
+/// many entries, the common case when a caller builds a host's labels once)
+/// are decoded once: identical raw term words mean the same immutable term.
+/// Equal but separately built terms are decoded separately and resolve to
+/// the same series anyway.
+fn decode_batch<'a>(
+    list: Term<'a>,
+    default_ts: i64,
+) -> Result<LabeledBatch<'a, Cow<'a, str>, &'a str>> {
     let iter = list
         .into_list_iterator()
         .map_err(|_| invalid("entries must be a list"))?;
-    let mut batch = Batch {
-        entries: Vec::new(),
-        labels: Vec::new(),
-    };
+    let mut batch = LabeledBatch::default();
+    let mut seen: HashMap<
+        (rustler::sys::ErlNifTerm, rustler::sys::ErlNifTerm),
+        usize,
+        FastBuildHasher,
+    > = HashMap::default();
     for (i, term) in iter.enumerate() {
         let at = |e: EngineError| invalid(format!("entry {i}: {e}"));
-        let (metric, labels, value, ts) = if let Ok((m, l, v)) = term.decode::<(Term, Term, Term)>()
+        let (metric, labels, value, ts) = if let Ok((m, l, v, t)) =
+            term.decode::<(Term, Term, Term, Term)>()
         {
-            (m, l, v, None)
-        } else if let Ok((m, l, v, t)) = term.decode::<(Term, Term, Term, Term)>() {
             (m, l, v, Some(t))
+        } else if let Ok((m, l, v)) = term.decode::<(Term, Term, Term)>() {
+            (m, l, v, None)
         } else {
             return Err(invalid(format!(
                 "entry {i}: expected {{metric, labels, value}} or {{metric, labels, value, timestamp}}"
             )));
         };
-        let start = batch.labels.len();
-        decode_labels(labels, &mut batch.labels).map_err(at)?;
-        batch.entries.push(Labeled {
-            metric: decode_str(metric, "metric name").map_err(at)?,
-            labels: start..batch.labels.len(),
-            timestamp: ts.map_or(Ok(default_ts), decode_timestamp).map_err(at)?,
-            value: decode_value(value).map_err(at)?,
-        });
+        let identity = (metric.as_c_arg(), labels.as_c_arg());
+        let series = match seen.get(&identity) {
+            Some(&series) => series,
+            None => {
+                let start = batch.labels.len();
+                decode_labels(labels, &mut batch.labels).map_err(at)?;
+                batch.series.push(BatchSeries {
+                    metric: decode_str(metric, "metric name").map_err(at)?,
+                    labels: start..batch.labels.len(),
+                    first_point: i,
+                });
+                seen.insert(identity, batch.series.len() - 1);
+                batch.series.len() - 1
+            }
+        };
+        let timestamp = ts.map_or(Ok(default_ts), decode_timestamp).map_err(at)?;
+        let value = decode_value(value).map_err(at)?;
+        batch.points.push((series, timestamp, value));
     }
     Ok(batch)
 }
@@ -406,8 +427,8 @@ fn write_batch_body<'a>(
     entries: Term<'a>,
     default_ts: i64,
 ) -> Term<'a> {
-    let result = decode_batch(entries, default_ts)
-        .and_then(|mut b| engine.write_labeled(&b.entries, &mut b.labels));
+    let result =
+        decode_batch(entries, default_ts).and_then(|mut batch| engine.write_labeled(&mut batch));
     reply_unit(env, result)
 }
 
