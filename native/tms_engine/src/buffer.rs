@@ -195,9 +195,9 @@ impl Buffers {
         self.keys_where(|_| true)
     }
 
-    /// Keys of buffers with points and no append since `before` (engine ms).
+    /// Keys of buffers with points and no append after `before` (engine ms).
     pub fn keys_idle(&self, before: u64) -> Vec<BufferKey> {
-        self.keys_where(|b| b.last_append < before)
+        self.keys_where(|b| b.last_append <= before)
     }
 
     /// Keys of buffers that reached the threshold since the last call.

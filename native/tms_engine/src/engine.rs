@@ -135,6 +135,8 @@ pub struct FlushReport {
     pub segments: u64,
     /// WAL files that could not be removed, with the reason.
     pub unremoved: Vec<(String, String)>,
+    /// An idle flush found another flush running and did nothing.
+    pub skipped: bool,
 }
 
 /// One series and its points, the unit of a query answer.
@@ -500,7 +502,21 @@ impl Engine {
     }
 
     fn flush_unchecked(&self, scope: FlushScope) -> Result<FlushReport> {
-        let _flushing = self.flush_lock.lock();
+        // Flushes are serialized (seal order must follow segment order). An
+        // idle (cold) flush is periodic housekeeping: rather than queue
+        // behind a running flush it is skipped; the guard's drop releases it.
+        let _flushing = match scope {
+            FlushScope::Idle(_) => match self.flush_lock.try_lock() {
+                Some(guard) => guard,
+                None => {
+                    return Ok(FlushReport {
+                        skipped: true,
+                        ..FlushReport::default()
+                    })
+                }
+            },
+            _ => self.flush_lock.lock(),
+        };
         let keys = match scope {
             FlushScope::All => self.buffers.keys_all(),
             FlushScope::Pending => self.buffers.take_full(),
@@ -753,4 +769,37 @@ fn quarantine(dir: &Path, path: &Path) -> Result<()> {
     fs::rename(path, &target).map_err(io_err("quarantine", path))?;
     sync_dir(&target_dir)?;
     sync_dir(crate::files::parent(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_flush_is_skipped_while_another_flush_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            wal_sync: SyncMode::Never,
+            ..Config::default()
+        };
+        let engine = Engine::open(dir.path(), config).unwrap();
+        let id = engine.resolve("m", &mut [("a", "b")]).unwrap();
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&id.to_le_bytes());
+        raw.extend_from_slice(&5i64.to_le_bytes());
+        raw.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+        engine.write_raw(&raw).unwrap();
+        {
+            let _running = engine.flush_lock.lock();
+            assert!(
+                engine
+                    .flush(FlushScope::Idle(Duration::ZERO))
+                    .unwrap()
+                    .skipped
+            );
+        }
+        let report = engine.flush(FlushScope::Idle(Duration::ZERO)).unwrap();
+        assert!(!report.skipped);
+        assert_eq!(report.points, 1);
+    }
 }

@@ -390,6 +390,7 @@ fn encode_flush<'a>(env: Env<'a>, r: &FlushReport) -> Term<'a> {
             ("chunks", r.chunks.encode(env)),
             ("segments", r.segments.encode(env)),
             ("unremoved", unremoved.encode(env)),
+            ("skipped", r.skipped.encode(env)),
         ],
     )
 }
