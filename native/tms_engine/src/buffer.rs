@@ -270,6 +270,15 @@ impl Buffers {
         buffer.wal_seq = buffer.wal_seq.min(sealed.wal_seq);
     }
 
+    /// True when some buffer of `partition` holds points (or a seal).
+    pub fn holds_partition(&self, partition: i64) -> bool {
+        self.map.iter().any(|s| {
+            s.parts
+                .iter()
+                .any(|b| b.partition == partition && (!b.points.is_empty() || b.sealed.is_some()))
+        })
+    }
+
     /// The oldest WAL segment some buffered point still needs; `u64::MAX`
     /// when none. Call with no flush in progress (seals are not counted).
     pub fn min_wal_seq(&self) -> u64 {

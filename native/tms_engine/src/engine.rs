@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,12 +23,12 @@ use moka::sync::Cache;
 use parking_lot::{Mutex, RwLock};
 
 use crate::buffer::{decode_entry, Buffers, Point, Sealed};
-use crate::chunk;
 use crate::error::{io_err, EngineError, Result};
 use crate::files::{ensure_dir, remove_stale_tmp, sync_dir, DirLock};
 use crate::index::{ChunkIndex, ChunkRef};
 use crate::query::{in_range, merge};
 use crate::registry::{self, Registry, SeriesId, SeriesKey};
+use crate::retention;
 use crate::segment::{self, ChunkInput, Segment};
 use crate::wal::{self, Record, ReplayReport, SyncMode, Syncer, Wal, POINT_BYTES};
 
@@ -139,6 +139,27 @@ pub struct FlushReport {
     pub skipped: bool,
 }
 
+/// What `delete_before` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub segments_removed: u64,
+    pub bytes_removed: u64,
+    /// Segment files that could not be removed, with the reason. They are
+    /// out of the index (never read again) but still on disk.
+    pub unremoved: Vec<(String, String)>,
+}
+
+/// What `compact` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactReport {
+    pub partitions: u64,
+    pub segments_merged: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Old segment files that could not be removed, with the reason.
+    pub unremoved: Vec<(String, String)>,
+}
+
 /// One series and its points, the unit of a query answer.
 #[derive(Debug, Clone)]
 pub struct SeriesPoints {
@@ -179,7 +200,11 @@ pub struct Engine {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     gate: RwLock<()>,
+    /// Serializes flushes, compaction and retention: segment numbers must
+    /// follow the order in which buffers were sealed.
     flush_lock: Mutex<()>,
+    /// Points before this timestamp are deleted (see retention.rs).
+    cutoff: AtomicI64,
     next_seq: AtomicU64,
     clock: Instant,
     closed: AtomicBool,
@@ -206,6 +231,7 @@ impl Engine {
         let mut problems = Vec::new();
         let index = ChunkIndex::new();
         let (quarantined, open_read_bytes) = load_segments(dir, &index, &mut problems)?;
+        let cutoff = retention::load(&dir.join(retention::FILE_NAME))?;
 
         let buffers = Buffers::new(config.flush_threshold);
         let wal_dir = dir.join("wal");
@@ -258,6 +284,7 @@ impl Engine {
             cache_misses: AtomicU64::new(0),
             gate: RwLock::new(()),
             flush_lock: Mutex::new(()),
+            cutoff: AtomicI64::new(cutoff),
             clock: Instant::now(),
             closed: AtomicBool::new(false),
             flushes: AtomicU64::new(0),
@@ -469,17 +496,37 @@ impl Engine {
 
     /// One series' points in `[from, to]`, last write wins.
     pub fn read_series(&self, id: SeriesId, from: i64, to: i64) -> Result<Vec<Point>> {
+        let from = from.max(self.cutoff.load(Ordering::Acquire));
+        if from > to {
+            return Ok(Vec::new());
+        }
+        // A segment replaced by compaction or dropped by retention between
+        // the index lookup and the read: look up again (rarely twice).
+        for _ in 0..4 {
+            if let Some(points) = self.read_series_once(id, from, to)? {
+                return Ok(points);
+            }
+        }
+        Err(EngineError::invalid(format!(
+            "series {id} kept changing under compaction; try again"
+        )))
+    }
+
+    fn read_series_once(&self, id: SeriesId, from: i64, to: i64) -> Result<Option<Vec<Point>>> {
         // Buffers before the index: a flush that finishes in between is
         // then seen twice (harmless), never missed.
         let buffered = self.buffers.read(id, from, to);
         let chunks = self.index.lookup(id, from, to);
         let mut runs = Vec::with_capacity(chunks.len() + buffered.len());
         for chunk in &chunks {
-            let points = self.chunk_points(chunk)?;
-            runs.push(in_range(&points, from, to).to_vec());
+            match self.chunk_points(chunk) {
+                Ok(points) => runs.push(in_range(&points, from, to).to_vec()),
+                Err(_) if chunk.segment.is_removed() => return Ok(None),
+                Err(err) => return Err(err),
+            }
         }
         runs.extend(buffered);
-        Ok(merge(runs))
+        Ok(Some(merge(runs)))
     }
 
     fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
@@ -519,6 +566,12 @@ impl Engine {
         };
         let keys = match scope {
             FlushScope::All => self.buffers.keys_all(),
+            // Past half the memory ceiling, flush everything rather than
+            // let writers run into Overloaded.
+            FlushScope::Pending if self.buffers.len() > self.config.max_buffered_points / 2 => {
+                self.buffers.take_full();
+                self.buffers.keys_all()
+            }
             FlushScope::Pending => self.buffers.take_full(),
             FlushScope::Idle(idle) => {
                 let idle = idle.as_millis() as u64;
@@ -588,11 +641,115 @@ impl Engine {
         seq: u64,
         sealed: &[(SeriesId, Arc<Sealed>)],
     ) -> Result<Segment> {
-        let chunks_dir = self.dir.join("chunks");
-        let path = segment::path_for(&chunks_dir, partition, seq);
+        let runs: Vec<(SeriesId, &[Point])> = sealed
+            .iter()
+            .map(|(s, x)| (*s, x.points.as_slice()))
+            .collect();
+        let inputs = encode_parallel(&runs, self.config.compression_level)?;
+        self.write_inputs(partition, seq, inputs)
+    }
+
+    fn write_inputs(&self, partition: i64, seq: u64, inputs: Vec<ChunkInput>) -> Result<Segment> {
+        let path = segment::path_for(&self.dir.join("chunks"), partition, seq);
         ensure_dir(crate::files::parent(&path)?)?;
-        let inputs = encode_parallel(sealed, self.config.compression_level)?;
         segment::write(&path, seq, partition, inputs)
+    }
+
+    /// Deletes every point before `cutoff`: whole segments that hold
+    /// nothing newer are removed from disk, the rest is filtered at query
+    /// time. The cutoff never moves back. Files that cannot be removed are
+    /// reported, not ignored.
+    pub fn delete_before(&self, cutoff: i64) -> Result<RetentionReport> {
+        self.check_open()?;
+        let _flushing = self.flush_lock.lock();
+        let cutoff = cutoff.max(self.cutoff.load(Ordering::Acquire));
+        retention::store(&self.dir.join(retention::FILE_NAME), cutoff)?;
+        self.cutoff.store(cutoff, Ordering::Release);
+        let expired: Vec<u64> = self
+            .index
+            .by_partition()
+            .into_values()
+            .flatten()
+            .filter(|s| s.max_ts() < cutoff)
+            .map(|s| s.seq)
+            .collect();
+        let removed = self.index.replace(&expired, None);
+        Ok(RetentionReport {
+            segments_removed: removed.len() as u64,
+            bytes_removed: removed.iter().map(|s| s.file_bytes).sum(),
+            unremoved: remove_files(&removed),
+        })
+    }
+
+    /// Merges the segments of every closed partition (no buffered points,
+    /// no segment written for `idle`) into one segment with one chunk per
+    /// series, applying last-write-wins and the retention cutoff. The new
+    /// segment is durable and indexed before the old files are removed.
+    pub fn compact(&self, idle: Duration) -> Result<CompactReport> {
+        self.check_open()?;
+        let _flushing = self.flush_lock.lock();
+        let mut report = CompactReport::default();
+        let now = SystemTime::now();
+        for (partition, segments) in self.index.by_partition() {
+            let settled = segments
+                .iter()
+                .all(|s| now.duration_since(s.written).is_ok_and(|age| age >= idle));
+            if segments.len() < 2 || !settled || self.buffers.holds_partition(partition) {
+                continue;
+            }
+            let inputs = self.merge_segments(&segments)?;
+            let merged = if inputs.is_empty() {
+                None
+            } else {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::new(self.write_inputs(partition, seq, inputs)?))
+            };
+            report.partitions += 1;
+            report.segments_merged += segments.len() as u64;
+            report.bytes_before += segments.iter().map(|s| s.file_bytes).sum::<u64>();
+            report.bytes_after += merged.as_ref().map_or(0, |s| s.file_bytes);
+            let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
+            let removed = self.index.replace(&seqs, merged);
+            report.unremoved.extend(remove_files(&removed));
+        }
+        Ok(report)
+    }
+
+    /// One chunk per series of `segments` (oldest first), merged
+    /// last-write-wins, without points before the cutoff. Decodes a bounded
+    /// number of series at a time so memory follows the compressed size.
+    fn merge_segments(&self, segments: &[Arc<Segment>]) -> Result<Vec<ChunkInput>> {
+        const SERIES_PER_ROUND: usize = 1024;
+        let cutoff = self.cutoff.load(Ordering::Acquire);
+        let mut chunks_of: BTreeMap<SeriesId, Vec<(&Arc<Segment>, usize)>> = BTreeMap::new();
+        for segment in segments {
+            for (index, meta) in segment.chunks.iter().enumerate() {
+                chunks_of
+                    .entry(meta.series)
+                    .or_default()
+                    .push((segment, index));
+            }
+        }
+        let all: Vec<_> = chunks_of.into_iter().collect();
+        let mut inputs = Vec::with_capacity(all.len());
+        for round in all.chunks(SERIES_PER_ROUND) {
+            let mut merged = Vec::with_capacity(round.len());
+            for (series, chunks) in round {
+                let runs = chunks
+                    .iter()
+                    .map(|(segment, index)| segment.read_chunk(*index))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut points = merge(runs);
+                points.retain(|p| p.0 >= cutoff);
+                if !points.is_empty() {
+                    merged.push((*series, points));
+                }
+            }
+            let runs: Vec<(SeriesId, &[Point])> =
+                merged.iter().map(|(s, p)| (*s, p.as_slice())).collect();
+            inputs.extend(encode_parallel(&runs, self.config.compression_level)?);
+        }
+        Ok(inputs)
     }
 
     /// Persists the registry, then deletes WAL segments no buffered point
@@ -664,23 +821,24 @@ impl Drop for Engine {
     }
 }
 
-/// Compresses sealed buffers into chunks on every core (compression is what
-/// bounds sustained ingest).
-fn encode_parallel(
-    sealed: &[(SeriesId, Arc<Sealed>)],
-    level: usize,
-) -> Result<Vec<ChunkInput<'_>>> {
+/// Compresses runs into chunks on every core (compression is what bounds
+/// sustained ingest).
+fn encode_parallel(runs: &[(SeriesId, &[Point])], level: usize) -> Result<Vec<ChunkInput>> {
+    let encode = |part: &[(SeriesId, &[Point])]| -> Result<Vec<ChunkInput>> {
+        part.iter()
+            .map(|(series, points)| ChunkInput::encode(*series, points, level))
+            .collect()
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = sealed.len().div_ceil(threads).max(1);
-    if sealed.len() < 64 || threads == 1 {
-        return encode_chunks(sealed, level);
+    if runs.len() < 64 || threads == 1 {
+        return encode(runs);
     }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = sealed
-            .chunks(per_thread)
-            .map(|part| scope.spawn(move || encode_chunks(part, level)))
+        let handles: Vec<_> = runs
+            .chunks(runs.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || encode(part)))
             .collect();
-        let mut out = Vec::with_capacity(sealed.len());
+        let mut out = Vec::with_capacity(runs.len());
         for handle in handles {
             let part = handle
                 .join()
@@ -691,20 +849,18 @@ fn encode_parallel(
     })
 }
 
-fn encode_chunks(sealed: &[(SeriesId, Arc<Sealed>)], level: usize) -> Result<Vec<ChunkInput<'_>>> {
-    sealed
-        .iter()
-        .map(|(series, s)| {
-            let encoded = chunk::encode(&s.points, level).map_err(|e| {
-                EngineError::invalid(format!("pco could not compress series {series}: {e}"))
-            })?;
-            Ok(ChunkInput {
-                series: *series,
-                points: &s.points,
-                encoded,
-            })
-        })
-        .collect()
+/// Deletes the files of segments taken out of the index; returns failures.
+fn remove_files(segments: &[Arc<Segment>]) -> Vec<(String, String)> {
+    let mut failures = Vec::new();
+    for segment in segments {
+        if let Err(err) = fs::remove_file(&segment.path) {
+            failures.push((segment.path.display().to_string(), err.to_string()));
+        } else if let Ok(dir) = crate::files::parent(&segment.path) {
+            // An emptied partition directory goes too; failing that is harmless.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    failures
 }
 
 /// Indexes every segment under `dir/chunks`, moving corrupt ones to

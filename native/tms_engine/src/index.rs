@@ -5,7 +5,7 @@
 //! happen after it is released, so queries never block a flush's insert
 //! for longer than a copy of a few references.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -80,6 +80,44 @@ impl ChunkIndex {
             .collect()
     }
 
+    /// Takes the segments numbered `seqs` out of the index and marks them
+    /// removed, and adds `replacement` (which must be numbered above every
+    /// indexed segment), in one step: a query sees the old set or the new.
+    pub fn replace(&self, seqs: &[u64], replacement: Option<Arc<Segment>>) -> Vec<Arc<Segment>> {
+        let mut inner = self.inner.write();
+        let removed: Vec<Arc<Segment>> = seqs
+            .iter()
+            .filter_map(|seq| inner.segments.remove(seq))
+            .collect();
+        if !removed.is_empty() {
+            let gone: HashSet<u64> = seqs.iter().copied().collect();
+            inner.by_series.retain(|_, refs| {
+                refs.retain(|r| !gone.contains(&r.segment.seq));
+                !refs.is_empty()
+            });
+        }
+        for segment in &removed {
+            segment.mark_removed();
+        }
+        drop(inner);
+        if let Some(segment) = replacement {
+            self.add(segment);
+        }
+        removed
+    }
+
+    /// Every indexed segment, grouped by partition, oldest first.
+    pub fn by_partition(&self) -> BTreeMap<i64, Vec<Arc<Segment>>> {
+        let inner = self.inner.read();
+        let mut out: BTreeMap<i64, Vec<Arc<Segment>>> = BTreeMap::new();
+        for segment in inner.segments.values() {
+            out.entry(segment.partition)
+                .or_default()
+                .push(Arc::clone(segment));
+        }
+        out
+    }
+
     /// Highest segment sequence number indexed, 0 if none.
     pub fn max_seq(&self) -> u64 {
         self.inner
@@ -109,12 +147,12 @@ mod tests {
     use std::path::PathBuf;
 
     fn segment(seq: u64, chunks: &[(SeriesId, i64, i64)]) -> Arc<Segment> {
-        Arc::new(Segment {
+        Arc::new(Segment::new(
             seq,
-            partition: 0,
-            path: PathBuf::from(format!("{seq}.seg")),
-            file_bytes: 100,
-            chunks: chunks
+            0,
+            PathBuf::from(format!("{seq}.seg")),
+            100,
+            chunks
                 .iter()
                 .map(|&(series, min_ts, max_ts)| ChunkMeta {
                     series,
@@ -127,7 +165,8 @@ mod tests {
                     offset: 0,
                 })
                 .collect(),
-        })
+            std::time::SystemTime::now(),
+        ))
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod hash;
 pub mod index;
 pub mod query;
 pub mod registry;
+pub mod retention;
 pub mod segment;
 pub mod wal;
 

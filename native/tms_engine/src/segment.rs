@@ -23,6 +23,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use crate::buffer::Point;
 use crate::chunk::{self, Encoded};
@@ -58,13 +60,80 @@ pub struct Segment {
     pub path: PathBuf,
     pub file_bytes: u64,
     pub chunks: Vec<ChunkMeta>,
+    /// When the file was written (its mtime after a restart).
+    pub written: SystemTime,
+    /// Set when compaction or retention took the segment out of the index;
+    /// a query that still holds it then reads again instead of failing.
+    removed: AtomicBool,
 }
 
-/// One chunk to write: its series, its points and their encoding.
-pub struct ChunkInput<'a> {
+impl Segment {
+    /// A segment from its parts (the file is already durable).
+    pub fn new(
+        seq: u64,
+        partition: i64,
+        path: PathBuf,
+        file_bytes: u64,
+        chunks: Vec<ChunkMeta>,
+        written: SystemTime,
+    ) -> Self {
+        Segment {
+            seq,
+            partition,
+            path,
+            file_bytes,
+            chunks,
+            written,
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the segment as no longer part of the store.
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    /// True once the segment left the index.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Largest timestamp of any chunk.
+    pub fn max_ts(&self) -> i64 {
+        self.chunks
+            .iter()
+            .map(|c| c.max_ts)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+}
+
+/// One compressed chunk ready to be written.
+pub struct ChunkInput {
     pub series: SeriesId,
-    pub points: &'a [Point],
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub count: usize,
     pub encoded: Encoded,
+}
+
+impl ChunkInput {
+    /// Compresses sorted, deduplicated, non-empty `points` of `series`.
+    pub fn encode(series: SeriesId, points: &[Point], level: usize) -> Result<ChunkInput> {
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            return Err(EngineError::invalid("an empty chunk cannot be written"));
+        };
+        let encoded = chunk::encode(points, level).map_err(|e| {
+            EngineError::invalid(format!("pco could not compress series {series}: {e}"))
+        })?;
+        Ok(ChunkInput {
+            series,
+            first_ts: first.0,
+            last_ts: last.0,
+            count: points.len(),
+            encoded,
+        })
+    }
 }
 
 /// The path of segment `seq` of `partition` under `chunks_dir`.
@@ -79,7 +148,7 @@ pub fn write(
     path: &Path,
     seq: u64,
     partition: i64,
-    mut inputs: Vec<ChunkInput<'_>>,
+    mut inputs: Vec<ChunkInput>,
 ) -> Result<Segment> {
     inputs.sort_unstable_by_key(|c| c.series);
     let table_len = inputs.len() * ENTRY_LEN;
@@ -91,19 +160,15 @@ pub fn write(
     out.reserve(payload_len);
     let mut chunks = Vec::with_capacity(inputs.len());
     for input in &inputs {
-        let (first, last) = match (input.points.first(), input.points.last()) {
-            (Some(f), Some(l)) => (f.0, l.0),
-            _ => return Err(EngineError::invalid("an empty chunk cannot be written")),
-        };
         let offset = out.len() as u64;
         out.extend_from_slice(&input.encoded.timestamps);
         out.extend_from_slice(&input.encoded.values);
         let too_big = |_| EngineError::invalid("a chunk larger than 4 GiB cannot be written");
         chunks.push(ChunkMeta {
             series: input.series,
-            min_ts: first,
-            max_ts: last,
-            count: u32::try_from(input.points.len()).map_err(too_big)?,
+            min_ts: input.first_ts,
+            max_ts: input.last_ts,
+            count: u32::try_from(input.count).map_err(too_big)?,
             ts_len: u32::try_from(input.encoded.timestamps.len()).map_err(too_big)?,
             val_len: u32::try_from(input.encoded.values.len()).map_err(too_big)?,
             crc: crc32fast::hash(&out[offset as usize..]),
@@ -124,13 +189,14 @@ pub fn write(
     let header_crc = crc32fast::hash(&header[..36]);
     header[36..40].copy_from_slice(&header_crc.to_le_bytes());
     write_atomic(path, &out)?;
-    Ok(Segment {
+    Ok(Segment::new(
         seq,
         partition,
-        path: path.to_path_buf(),
-        file_bytes: out.len() as u64,
+        path.to_path_buf(),
+        out.len() as u64,
         chunks,
-    })
+        SystemTime::now(),
+    ))
 }
 
 fn encode_entry(out: &mut [u8], m: &ChunkMeta) {
@@ -148,7 +214,8 @@ fn encode_entry(out: &mut [u8], m: &ChunkMeta) {
 /// segment and how many bytes were read.
 pub fn open(path: &Path) -> Result<(Segment, u64)> {
     let file = File::open(path).map_err(io_err("open", path))?;
-    let file_bytes = file.metadata().map_err(io_err("stat", path))?.len();
+    let metadata = file.metadata().map_err(io_err("stat", path))?;
+    let file_bytes = metadata.len();
     let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
     let mut header = [0u8; HEADER_LEN];
     read_at(&file, path, &mut header, 0, file_bytes)?;
@@ -214,13 +281,15 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
         }
         chunks.push(meta);
     }
-    let segment = Segment {
+    let written = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let segment = Segment::new(
         seq,
         partition,
-        path: path.to_path_buf(),
+        path.to_path_buf(),
         file_bytes,
         chunks,
-    };
+        written,
+    );
     Ok((segment, payload_start))
 }
 
@@ -278,11 +347,7 @@ mod tests {
             .iter()
             .enumerate()
             .rev()
-            .map(|(s, pts)| ChunkInput {
-                series: s as u64,
-                points: pts,
-                encoded: chunk::encode(pts, 4).unwrap(),
-            })
+            .map(|(s, pts)| ChunkInput::encode(s as u64, pts, 4).unwrap())
             .collect();
         let path = path_for(dir, 3, 9);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

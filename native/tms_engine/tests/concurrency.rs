@@ -30,12 +30,12 @@ fn concurrent_writes_flushes_and_reads_lose_nothing() {
             thread::spawn(move || {
                 let mut i = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    let scope = match i % 3 {
-                        0 => FlushScope::Pending,
-                        1 => FlushScope::Idle(Duration::ZERO),
-                        _ => FlushScope::All,
-                    };
-                    engine.flush(scope).unwrap();
+                    match i % 4 {
+                        0 => drop(engine.flush(FlushScope::Pending).unwrap()),
+                        1 => drop(engine.flush(FlushScope::Idle(Duration::ZERO)).unwrap()),
+                        2 => drop(engine.flush(FlushScope::All).unwrap()),
+                        _ => assert!(engine.compact(Duration::ZERO).unwrap().unremoved.is_empty()),
+                    }
                     i += 1;
                 }
             })

@@ -56,8 +56,18 @@ fn run(seed: u64) {
     series(&engine, SERIES as usize);
     let mut model = BTreeMap::new();
     let mut rng = Rng(seed);
+    let mut cutoff = i64::MIN;
     for step in 0..120 {
-        match rng.below(10) {
+        match rng.below(12) {
+            10 => {
+                engine.compact(Duration::ZERO).unwrap();
+            }
+            11 if rng.below(4) == 0 => {
+                cutoff = cutoff.max(rng.below(1500) as i64 - 600);
+                let report = engine.delete_before(cutoff).unwrap();
+                assert!(report.unremoved.is_empty());
+                model.retain(|&(_, t), _| t >= cutoff);
+            }
             0 => {
                 engine.flush(FlushScope::All).unwrap();
             }
@@ -67,7 +77,7 @@ fn run(seed: u64) {
             2 => {
                 engine.flush(FlushScope::Idle(Duration::ZERO)).unwrap();
             }
-            3 => {
+            3 | 11 => {
                 if rng.below(2) == 0 {
                     engine.close().unwrap();
                 }
@@ -87,7 +97,9 @@ fn run(seed: u64) {
                     .collect();
                 engine.write_raw(&raw(&entries)).unwrap();
                 for (s, t, v) in entries {
-                    model.insert((s, t), v.to_bits());
+                    if t >= cutoff {
+                        model.insert((s, t), v.to_bits());
+                    }
                 }
             }
         }
