@@ -6,12 +6,17 @@ Code.require_file("../bench/support/workload.ex", __DIR__)
 alias Tms.Workload
 
 {:ok, _} = Application.ensure_all_started(:tms)
-dir = Path.expand("../demo_data", __DIR__)
+# Options come from config/config.exs and config/runtime.exs.
+opts = Application.fetch_env!(:tms, :demo_store)
+dir = Keyword.fetch!(opts, :data_dir)
 File.rm_rf!(dir)
 
 scrapes = 1_000
 per_batch = 10
-w = Workload.new(hosts: 100, metrics: 10)
+# The last 1,000 scrapes before the current hour (the store keeps 30 days).
+hour = 3_600_000
+start = div(System.os_time(:millisecond), hour) * hour - scrapes * 10_000
+w = Workload.new(hosts: 100, metrics: 10, start: start)
 n_series = length(w.series)
 total = scrapes * n_series
 
@@ -30,7 +35,7 @@ rate = fn points, millis -> "#{round(points / (millis / 1000) / 1000) / 1000} M 
 IO.puts("Tms demo: #{w.hosts} hosts x #{w.metrics} metrics = #{n_series} series, #{scrapes} scrapes at 10 s")
 IO.puts("data_dir: #{dir}\n")
 
-{:ok, _} = Tms.start_link(name: :demo, data_dir: dir)
+{:ok, _} = Tms.start_link(opts)
 
 # Generate everything first: the timings below measure the store, not the generator.
 {labeled, raw_scrapes} = w |> Workload.scrapes(scrapes) |> Enum.split(div(scrapes, 2))
@@ -69,7 +74,7 @@ IO.puts(
 )
 
 :ok = Tms.stop(:demo)
-{t_open, {:ok, _}} = ms.(fn -> Tms.start_link(name: :demo, data_dir: dir) end)
+{t_open, {:ok, _}} = ms.(fn -> Tms.start_link(opts) end)
 reopened = Tms.info(:demo)
 
 IO.puts(
@@ -86,7 +91,6 @@ read_back =
 
 IO.puts("read back: #{read_back} points (wrote #{total})\n")
 
-hour = 3_600_000
 from = w.start + hour
 one = %{"hostname" => "host_7"}
 

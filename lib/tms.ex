@@ -71,6 +71,42 @@ defmodule Tms do
     * `:cache_bytes` - size of the decoded-chunk cache. Default 128 MiB.
     * `:wal_segment_bytes` - WAL file size before rotation. Default 64 MiB.
 
+  Ingestion shards (for `write/5` and `write_async/5`):
+
+    * `:shards` - number of shard processes. Default `System.schedulers_online()`.
+    * `:batch_size` - points a shard gathers before writing them. Default 2000.
+    * `:batch_ms` - longest a shard holds asynchronous points. Default 5 ms.
+    * `:max_in_flight` - asynchronous points queued per shard before
+      `write_async/5` answers `:overloaded`. Default 100,000.
+
+  Housekeeping timers (wall-clock milliseconds, whatever the `:time_unit`):
+
+    * `:flush_interval` - how often buffers that reached `:flush_threshold`
+      are flushed. Default 1,000.
+    * `:cold_after` - a buffer idle this long is flushed, and a time
+      partition with no new segment for this long is compacted into one
+      segment with one chunk per series. Default 300,000 (5 min).
+    * `:cold_flush_interval` - how often the cold flush and compaction run.
+      Default 300,000.
+    * `:retention` - keep this much history (in `:time_unit`); older points
+      are deleted every `:retention_interval` (default 3,600,000). Default
+      `nil`: keep everything.
+
+  Stopping a store (`stop/1`, its supervisor or the application stopping)
+  writes what the shards hold, flushes every buffer and closes the files, so
+  the next start replays nothing.
+
+  ## Configuration from the application environment
+
+      # config/config.exs
+      config :my_app, :metrics_store, name: :metrics, retention: 30 * 86_400_000
+
+      # config/runtime.exs
+      config :my_app, :metrics_store, data_dir: System.get_env("METRICS_DIR", "/var/lib/my_app/metrics")
+
+      # application.ex
+      children = [{Tms, Application.fetch_env!(:my_app, :metrics_store)}]
+
   ## Limits
 
   Metric and label names: 1 to 256 bytes of UTF-8. Label values: 1 to 4096
@@ -81,6 +117,8 @@ defmodule Tms do
   Every function returns `{:error, %Tms.Error{}}` on failure; see
   `Tms.Error` for the kinds. Bang variants raise it.
   """
+
+  import Bitwise, only: [>>>: 2]
 
   alias Tms.Error
   alias Tms.Native
@@ -105,6 +143,7 @@ defmodule Tms do
   # holds a normal scheduler for more than a fraction of a millisecond.
   @dirty_entries 500
   @dirty_raw_bytes 24 * 4096
+  @call_timeout 30_000
 
   @doc """
   A child spec for a store; see the moduledoc for the options.
@@ -143,7 +182,12 @@ defmodule Tms do
   end
 
   @doc """
-  Writes one point. `timestamp` defaults to now.
+  Writes one point and returns once it is in the engine (in the WAL, per
+  `:wal_sync`). `timestamp` defaults to now.
+
+  Single points go through the store's ingestion shards, which batch
+  concurrent writers into one raw write, so this is the call for many
+  processes each writing now and then. For bulk data use `write_batch/2`.
 
   ## Examples
 
@@ -151,10 +195,51 @@ defmodule Tms do
       :ok
   """
   @spec write(store(), metric(), labels(), value(), timestamp() | nil) :: :ok | {:error, Error.t()}
-  def write(store, metric, labels, value, timestamp \\ nil)
+  def write(store, metric, labels, value, timestamp \\ nil) do
+    with {:ok, handle, shard, ts} <- route(store, metric, labels, timestamp) do
+      GenServer.call(elem(handle.shards, shard), {:write, metric, labels, value, ts}, @call_timeout)
+    end
+  catch
+    :exit, reason ->
+      {:error, Error.new(:closed, "the store's ingest shard is not running: #{inspect(reason)}")}
+  end
 
-  def write(store, metric, labels, value, nil), do: write_batch(store, [{metric, labels, value}])
-  def write(store, metric, labels, value, ts), do: write_batch(store, [{metric, labels, value, ts}])
+  @doc """
+  Writes one point without waiting for it: returns `:ok` once the point is
+  queued at its shard. At most `:max_in_flight` points per shard may be
+  queued; past that the call returns `{:error, %Tms.Error{kind: :overloaded}}`
+  at once (the caller decides whether to retry, drop or slow down).
+
+  A queued point that the engine then rejects (an invalid label, a full
+  disk) is logged and counted in `info/1` as `:async_write_errors`.
+  """
+  @spec write_async(store(), metric(), labels(), value(), timestamp() | nil) :: :ok | {:error, Error.t()}
+  def write_async(store, metric, labels, value, timestamp \\ nil) do
+    with {:ok, handle, shard, ts} <- route(store, metric, labels, timestamp) do
+      slot = shard + 1
+
+      if :atomics.add_get(handle.counters, slot, 1) > handle.max_in_flight do
+        :atomics.sub(handle.counters, slot, 1)
+
+        {:error,
+         Error.new(
+           :overloaded,
+           "#{handle.max_in_flight} asynchronous points are already queued at this shard"
+         )}
+      else
+        GenServer.cast(elem(handle.shards, shard), {:write, metric, labels, value, ts})
+      end
+    end
+  end
+
+  # The shard of a series: a hash of its key reduced by multiply-shift, so
+  # one series always goes to one shard and no process is shared by all.
+  defp route(store, metric, labels, timestamp) do
+    with {:ok, handle} <- fetch(store) do
+      shard = (:erlang.phash2({metric, labels}, 0x1_0000_0000) * tuple_size(handle.shards)) >>> 32
+      {:ok, handle, shard, timestamp || System.os_time(handle.time_unit)}
+    end
+  end
 
   @doc """
   Writes labeled points, creating series as needed. All or nothing.
@@ -299,6 +384,31 @@ defmodule Tms do
   end
 
   @doc """
+  Deletes every point with a timestamp before `cutoff`.
+
+  Segments holding nothing newer are removed from disk; points left in
+  segments that straddle the cutoff are hidden from every query from now on
+  (the cutoff is recorded durably) and dropped at the next compaction. The
+  cutoff never moves back. With the `:retention` option the store calls this
+  itself every `:retention_interval`.
+
+  Returns what was removed, and every file that could not be removed with
+  the reason (those are out of the store but still on disk).
+  """
+  @spec delete_before(store(), timestamp()) ::
+          {:ok, %{segments_removed: non_neg_integer(), bytes_removed: non_neg_integer(), unremoved: list()}}
+          | {:error, Error.t()}
+  def delete_before(store, cutoff) when is_integer(cutoff) do
+    with {:ok, handle} <- fetch(store) do
+      Native.delete_before(handle.engine, cutoff) |> Error.wrap()
+    end
+  rescue
+    ArgumentError -> invalid("cutoff must be a 64-bit integer")
+  end
+
+  def delete_before(_store, cutoff), do: invalid("cutoff must be an integer, got: #{inspect(cutoff)}")
+
+  @doc """
   Counters and sizes of a store. Counts and bytes are integers:
 
     * `:series`, `:buffered_points`, `:segments`, `:chunks`
@@ -308,14 +418,33 @@ defmodule Tms do
     * `:quarantined_files`, `:wal_corrupt_records`, `:wal_torn_bytes`,
       `:wal_replayed_points`, `:open_read_bytes` - what the last open found
     * `:problems` - what was quarantined or skipped, in words
+    * `:shards`, `:shard_memory_bytes` - ingestion shards and the memory their
+      processes hold; `:async_in_flight`, `:async_write_errors`
     * `:data_dir`, `:time_unit`
   """
   @spec info(store()) :: map() | {:error, Error.t()}
   def info(store) do
     with {:ok, handle} <- fetch(store) do
+      shards = Tuple.to_list(handle.shards)
+      counters = handle.counters
+
+      shard_memory =
+        for name <- shards,
+            pid = Process.whereis(name),
+            {:memory, bytes} <- [Process.info(pid, :memory)],
+            reduce: 0,
+            do: (acc -> acc + bytes)
+
       handle.engine
       |> Native.info()
-      |> Map.merge(%{data_dir: handle.data_dir, time_unit: handle.time_unit})
+      |> Map.merge(%{
+        data_dir: handle.data_dir,
+        time_unit: handle.time_unit,
+        shards: length(shards),
+        shard_memory_bytes: shard_memory,
+        async_in_flight: Enum.sum(for i <- 1..length(shards), do: :atomics.get(counters, i)),
+        async_write_errors: :atomics.get(counters, length(shards) + 1)
+      })
     end
   end
 

@@ -40,7 +40,13 @@ defmodule TmsTest do
       shared = %{"host" => "a", "dc" => "x"}
       built_apart = Map.new([{"dc", "x"}, {"host", "a"}])
       entries = for t <- 1..300, metric <- ["m1", "m2"], do: {metric, shared, t, t}
-      :ok = Tms.write_batch(store, entries ++ [{"m1", built_apart, -1, 301}, {"m1", [dc: "x", host: "a"], -2, 302}])
+
+      :ok =
+        Tms.write_batch(
+          store,
+          entries ++ [{"m1", built_apart, -1, 301}, {"m1", [dc: "x", host: "a"], -2, 302}]
+        )
+
       assert %{series: 2} = Tms.info(store)
       {:ok, [%{points: m1}]} = Tms.query_range(store, "m1", shared, 0, 1_000)
       assert length(m1) == 302

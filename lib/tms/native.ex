@@ -22,5 +22,7 @@ defmodule Tms.Native do
   def query_range(_engine, _metric, _matchers, _from, _to), do: :erlang.nif_error(:nif_not_loaded)
   def series(_engine, _metric, _matchers), do: :erlang.nif_error(:nif_not_loaded)
   def flush(_engine, _scope), do: :erlang.nif_error(:nif_not_loaded)
+  def delete_before(_engine, _cutoff), do: :erlang.nif_error(:nif_not_loaded)
+  def compact(_engine, _idle_ms), do: :erlang.nif_error(:nif_not_loaded)
   def info(_engine), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -17,14 +17,20 @@ defmodule Tms.Options do
     flush_threshold: 8192,
     max_buffered_points: 20_000_000,
     compression_level: 8,
-    cache_bytes: 128 * 1024 * 1024
+    cache_bytes: 128 * 1024 * 1024,
+    shards: nil,
+    batch_size: 2_000,
+    batch_ms: 5,
+    max_in_flight: 100_000,
+    flush_interval: 1_000,
+    cold_after: 300_000,
+    cold_flush_interval: 300_000,
+    retention: nil,
+    retention_interval: 3_600_000
   ]
 
-  @doc false
-  def defaults, do: @defaults
-
   @doc """
-  Returns `{:ok, %{name: ..., data_dir: ..., time_unit: ..., engine: map}}`
+  Returns `%{name:, data_dir:, time_unit:, engine: map, ingest: map, timers: map}`
   or raises `ArgumentError` naming the bad option.
   """
   def validate!(opts) when is_list(opts) do
@@ -51,7 +57,35 @@ defmodule Tms.Options do
       max_abs_timestamp: min(@last_second * per_second, @max_timestamp)
     }
 
-    %{name: name, data_dir: Path.expand(data_dir), time_unit: unit, engine: engine}
+    ingest = %{
+      shards:
+        check(opts, :shards, &(is_nil(&1) or pos_int?(&1)), "a positive integer") ||
+          System.schedulers_online(),
+      batch_size: check(opts, :batch_size, &pos_int?/1, "a positive integer"),
+      batch_ms: check(opts, :batch_ms, &pos_int?/1, "a positive integer (milliseconds)"),
+      max_in_flight: check(opts, :max_in_flight, &pos_int?/1, "a positive integer"),
+      max_abs_timestamp: engine.max_abs_timestamp
+    }
+
+    timers = %{
+      flush_interval: check(opts, :flush_interval, &pos_int?/1, "a positive integer (milliseconds)"),
+      cold_after:
+        check(opts, :cold_after, &(is_integer(&1) and &1 >= 0), "a non-negative integer (milliseconds)"),
+      cold_flush_interval:
+        check(opts, :cold_flush_interval, &pos_int?/1, "a positive integer (milliseconds)"),
+      retention:
+        check(opts, :retention, &(is_nil(&1) or pos_int?(&1)), "nil or a positive integer (in time_unit)"),
+      retention_interval: check(opts, :retention_interval, &pos_int?/1, "a positive integer (milliseconds)")
+    }
+
+    %{
+      name: name,
+      data_dir: Path.expand(data_dir),
+      time_unit: unit,
+      engine: engine,
+      ingest: ingest,
+      timers: timers
+    }
   end
 
   def validate!(opts) do

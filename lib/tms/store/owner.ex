@@ -25,11 +25,18 @@ defmodule Tms.Store.Owner do
 
     case Tms.Native.open(config.data_dir, config.engine) |> Tms.Error.wrap() do
       {:ok, engine} ->
+        shards = config.ingest.shards
+
         handle = %{
           engine: engine,
           time_unit: config.time_unit,
           data_dir: config.data_dir,
-          sync_always?: config.engine.wal_sync == :always
+          sync_always?: config.engine.wal_sync == :always,
+          shards: List.to_tuple(for i <- 0..(shards - 1), do: Tms.Store.Shard.name(config.name, i)),
+          # One in-flight count per shard for write_async/5, then one count
+          # of asynchronous points lost to errors.
+          counters: :atomics.new(shards + 1, signed: true),
+          max_in_flight: config.ingest.max_in_flight
         }
 
         :persistent_term.put({Tms, config.name}, handle)

@@ -17,7 +17,8 @@ use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
 
 use crate::buffer::Point;
 use crate::engine::{
-    BatchSeries, Config, Engine, FlushReport, FlushScope, Info, LabeledBatch, SeriesPoints,
+    BatchSeries, CompactReport, Config, Engine, FlushReport, FlushScope, Info, LabeledBatch,
+    RetentionReport, SeriesPoints,
 };
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
@@ -377,19 +378,47 @@ fn encode_info<'a>(env: Env<'a>, i: &Info) -> Term<'a> {
     )
 }
 
-fn encode_flush<'a>(env: Env<'a>, r: &FlushReport) -> Term<'a> {
-    let unremoved: Vec<Term> = r
-        .unremoved
+/// `[{path, reason}]` of files that could not be removed.
+fn encode_unremoved<'a>(env: Env<'a>, unremoved: &[(String, String)]) -> Term<'a> {
+    let terms: Vec<Term> = unremoved
         .iter()
         .map(|(p, why)| (p.as_str(), why.as_str()).encode(env))
         .collect();
+    terms.encode(env)
+}
+
+fn encode_retention<'a>(env: Env<'a>, r: &RetentionReport) -> Term<'a> {
+    encode_pairs(
+        env,
+        &[
+            ("segments_removed", r.segments_removed.encode(env)),
+            ("bytes_removed", r.bytes_removed.encode(env)),
+            ("unremoved", encode_unremoved(env, &r.unremoved)),
+        ],
+    )
+}
+
+fn encode_compact<'a>(env: Env<'a>, r: &CompactReport) -> Term<'a> {
+    encode_pairs(
+        env,
+        &[
+            ("partitions", r.partitions.encode(env)),
+            ("segments_merged", r.segments_merged.encode(env)),
+            ("bytes_before", r.bytes_before.encode(env)),
+            ("bytes_after", r.bytes_after.encode(env)),
+            ("unremoved", encode_unremoved(env, &r.unremoved)),
+        ],
+    )
+}
+
+fn encode_flush<'a>(env: Env<'a>, r: &FlushReport) -> Term<'a> {
     encode_pairs(
         env,
         &[
             ("points", r.points.encode(env)),
             ("chunks", r.chunks.encode(env)),
             ("segments", r.segments.encode(env)),
-            ("unremoved", unremoved.encode(env)),
+            ("unremoved", encode_unremoved(env, &r.unremoved)),
             ("skipped", r.skipped.encode(env)),
         ],
     )
@@ -537,6 +566,22 @@ fn series<'a>(env: Env<'a>, engine: EngineArc, metric: Term<'a>, matchers: Term<
 fn flush<'a>(env: Env<'a>, engine: EngineArc, scope: Term<'a>) -> Term<'a> {
     match decode_scope(scope).and_then(|s| engine.flush(s)) {
         Ok(report) => (atoms::ok(), encode_flush(env, &report)).encode(env),
+        Err(err) => error_term(env, &err),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn delete_before(env: Env<'_>, engine: EngineArc, cutoff: i64) -> Term<'_> {
+    match engine.delete_before(cutoff) {
+        Ok(report) => (atoms::ok(), encode_retention(env, &report)).encode(env),
+        Err(err) => error_term(env, &err),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn compact(env: Env<'_>, engine: EngineArc, idle_ms: u64) -> Term<'_> {
+    match engine.compact(Duration::from_millis(idle_ms)) {
+        Ok(report) => (atoms::ok(), encode_compact(env, &report)).encode(env),
         Err(err) => error_term(env, &err),
     }
 }
