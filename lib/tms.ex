@@ -35,6 +35,12 @@ defmodule Tms do
   in-memory buffers. Buffers are flushed to compressed segment files by
   `flush/1` and when the store stops.
 
+  ## Scheduling
+
+  Every call into the engine runs on a dirty scheduler (writes, which may
+  wait on the disk, on dirty I/O; queries on dirty CPU), so no call holds
+  one of the VM's normal schedulers, however large the batch or busy the disk.
+
   ## Durability
 
   A write returns once it is in the WAL. What that means depends on `:wal_sync`:
@@ -44,7 +50,7 @@ defmodule Tms do
       crash loses at most the last `ms`. This is the trade VictoriaMetrics and
       Prometheus make, at a fraction of the cost of an fsync per write.
     * `:always` - the write is fsynced before it returns; concurrent writers
-      share one fsync (group commit). Writes then run on dirty I/O schedulers.
+      share one fsync (group commit).
     * `:never` - for scratch data; still survives a killed BEAM.
 
   On start the store replays the WAL. A torn last record (the process died
@@ -139,10 +145,6 @@ defmodule Tms do
           points: [{timestamp(), value()}]
         }
 
-  # Batches larger than these run on a dirty scheduler, so that no call
-  # holds a normal scheduler for more than a fraction of a millisecond.
-  @dirty_entries 500
-  @dirty_raw_bytes 24 * 4096
   @call_timeout 30_000
 
   @doc """
@@ -257,14 +259,7 @@ defmodule Tms do
   @spec write_batch(store(), [entry()]) :: :ok | {:error, Error.t()}
   def write_batch(store, entries) when is_list(entries) do
     with {:ok, handle} <- fetch(store) do
-      now = System.os_time(handle.time_unit)
-
-      cond do
-        handle.sync_always? -> Native.write_batch_dirty_io(handle.engine, entries, now)
-        longer_than?(entries, @dirty_entries) -> Native.write_batch_dirty_cpu(handle.engine, entries, now)
-        true -> Native.write_batch(handle.engine, entries, now)
-      end
-      |> Error.wrap()
+      handle.engine |> Native.write_batch(entries, System.os_time(handle.time_unit)) |> Error.wrap()
     end
   end
 
@@ -293,12 +288,7 @@ defmodule Tms do
   @spec write_batch_raw(store(), binary()) :: :ok | {:error, Error.t()}
   def write_batch_raw(store, binary) when is_binary(binary) do
     with {:ok, handle} <- fetch(store) do
-      cond do
-        handle.sync_always? -> Native.write_raw_dirty_io(handle.engine, binary)
-        byte_size(binary) > @dirty_raw_bytes -> Native.write_raw_dirty_cpu(handle.engine, binary)
-        true -> Native.write_raw(handle.engine, binary)
-      end
-      |> Error.wrap()
+      handle.engine |> Native.write_raw(binary) |> Error.wrap()
     end
   end
 
@@ -460,10 +450,4 @@ defmodule Tms do
   defp bang({:error, %Error{} = error}), do: raise(error)
   defp bang({:ok, value}), do: value
   defp bang(:ok), do: :ok
-
-  # True when the list has more than n elements; walks at most n + 1 cells.
-  defp longer_than?([], _n), do: false
-  defp longer_than?(_list, 0), do: true
-  defp longer_than?([_ | rest], n), do: longer_than?(rest, n - 1)
-  defp longer_than?(_improper, _n), do: false
 end

@@ -153,6 +153,10 @@ impl Buffers {
     /// Appends validated raw entries that the WAL holds in segment `wal_seq`.
     /// Consecutive entries of one series share one map lookup.
     pub fn append(&self, raw: &[u8], wal_seq: u64, now: u64, partition_of: impl Fn(i64) -> i64) {
+        // Counted before the points become visible: a flush that seals them
+        // at once subtracts them, and the count must never dip below zero.
+        self.points
+            .fetch_add((raw.len() / POINT_BYTES) as u64, Ordering::Relaxed);
         type Held<'a> = dashmap::mapref::one::RefMut<'a, SeriesId, SeriesBuffers>;
         let mut current: Option<(SeriesId, Held<'_>)> = None;
         for entry in raw.chunks_exact(POINT_BYTES) {
@@ -174,8 +178,6 @@ impl Buffers {
                 self.full.insert((series, partition));
             }
         }
-        self.points
-            .fetch_add((raw.len() / POINT_BYTES) as u64, Ordering::Relaxed);
     }
 
     fn keys_where(&self, keep: impl Fn(&Buffer) -> bool) -> Vec<BufferKey> {

@@ -7,10 +7,11 @@
 //! point needs. Read path: buffers first, then the index (so a flush that
 //! completes in between is seen at least once), merged last-write-wins.
 //!
-//! Concurrency: writers hold the `gate` shared from their WAL append until
-//! their points are in the buffers; the flusher takes it exclusively for an
-//! instant before deciding which WAL segments may go, so it never deletes a
-//! segment whose points are still on their way into a buffer.
+//! Concurrency: a WAL append returns a ticket that writers hold until their
+//! points are in the buffers (or their series in the registry). The flusher
+//! keeps every segment from the oldest live ticket on, reading the active
+//! segment, then the tickets, then the buffers, so it never deletes a
+//! segment whose data is still on its way. Writers never wait for a flush.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::buffer::{decode_entry, Buffers, Point, Sealed};
 use crate::error::{io_err, EngineError, Result};
@@ -199,7 +200,6 @@ pub struct Engine {
     cache: Cache<(u64, u32), Arc<Vec<Point>>>,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
-    gate: RwLock<()>,
     /// Serializes flushes, compaction and retention: segment numbers must
     /// follow the order in which buffers were sealed.
     flush_lock: Mutex<()>,
@@ -282,7 +282,6 @@ impl Engine {
             cache,
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
-            gate: RwLock::new(()),
             flush_lock: Mutex::new(()),
             cutoff: AtomicI64::new(cutoff),
             clock: Instant::now(),
@@ -353,13 +352,10 @@ impl Engine {
         if let Some(id) = self.registry.lookup(metric, labels) {
             return Ok(id);
         }
-        // Creation holds the gate so a flush cannot delete the WAL segment
-        // announcing the series before the registry snapshot includes it.
-        let _gate = self.gate.read();
-        self.check_open()?;
-        self.registry.resolve(metric, labels, |id, key| {
-            self.wal.append_series(id, key).map(drop)
-        })
+        // The announcement's ticket lives until the series is registered, so
+        // its segment outlives every registry snapshot without the series.
+        self.registry
+            .resolve(metric, labels, |id, key| self.wal.append_series(id, key))
     }
 
     /// Writes a raw batch of 24-byte entries `<<series::little-64,
@@ -431,19 +427,19 @@ impl Engine {
             return Ok(());
         }
         let buffered = self.buffers.len();
-        if buffered + incoming > self.config.max_buffered_points {
+        if buffered.saturating_add(incoming) > self.config.max_buffered_points {
             return Err(EngineError::Overloaded {
                 buffered,
                 incoming,
                 limit: self.config.max_buffered_points,
             });
         }
-        let _gate = self.gate.read();
-        self.check_open()?;
-        let seq = self.wal.append_points(raw)?;
+        let ticket = self.wal.append_points(raw)?;
         let partition = self.config.partition_duration;
-        self.buffers
-            .append(raw, seq, self.now_ms(), |ts| ts.div_euclid(partition));
+        self.buffers.append(raw, ticket.seq(), self.now_ms(), |ts| {
+            ts.div_euclid(partition)
+        });
+        drop(ticket);
         Ok(())
     }
 
@@ -756,17 +752,15 @@ impl Engine {
     /// needs. With `rotate`, the active segment is closed first so that a
     /// full flush leaves nothing to replay.
     fn release_wal(&self, rotate: bool) -> Result<Vec<(String, String)>> {
-        let active = {
-            // The barrier: every write that reached the WAL before this point
-            // has reached its buffer too.
-            let _gate = self.gate.write();
-            if rotate {
-                self.wal.rotate()?
-            } else {
-                self.wal.active_seq()
-            }
+        // In this order: an append not yet in the buffers holds a ticket,
+        // and one whose ticket is gone is in the buffers read after it.
+        let active = if rotate {
+            self.wal.rotate()?
+        } else {
+            self.wal.active_seq()
         };
-        let keep_from = self.buffers.min_wal_seq().min(active);
+        let pending = self.wal.oldest_pending().unwrap_or(u64::MAX);
+        let keep_from = active.min(pending).min(self.buffers.min_wal_seq());
         self.registry.persist(&self.dir.join(registry::FILE_NAME))?;
         self.wal.remove_below(keep_from)
     }
@@ -774,12 +768,10 @@ impl Engine {
     /// Flushes everything, syncs the WAL and releases the directory. Later
     /// calls get [`EngineError::Closed`]. Closing twice is a no-op.
     pub fn close(&self) -> Result<()> {
-        {
-            let _gate = self.gate.write();
-            if self.closed.swap(true, Ordering::AcqRel) {
-                return Ok(());
-            }
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
         }
+        self.wal.stop_appends();
         let flushed = self.flush_unchecked(FlushScope::All).map(drop);
         let synced = self.wal.sync_now();
         drop(self.syncer.lock().take());
@@ -821,15 +813,17 @@ impl Drop for Engine {
     }
 }
 
-/// Compresses runs into chunks on every core (compression is what bounds
-/// sustained ingest).
+/// Compresses runs into chunks on all cores but one (compression is what
+/// bounds sustained ingest, but the BEAM's schedulers need a core too: a
+/// flush that takes every core delays every process in the VM).
 fn encode_parallel(runs: &[(SeriesId, &[Point])], level: usize) -> Result<Vec<ChunkInput>> {
     let encode = |part: &[(SeriesId, &[Point])]| -> Result<Vec<ChunkInput>> {
         part.iter()
             .map(|(series, points)| ChunkInput::encode(*series, points, level))
             .collect()
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads =
+        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
     if runs.len() < 64 || threads == 1 {
         return encode(runs);
     }

@@ -36,6 +36,21 @@ struct Inner {
     segments: BTreeMap<u64, Arc<Segment>>,
 }
 
+impl Inner {
+    fn add(&mut self, segment: Arc<Segment>) {
+        for (index, meta) in segment.chunks.iter().enumerate() {
+            self.by_series
+                .entry(meta.series)
+                .or_default()
+                .push(ChunkRef {
+                    segment: Arc::clone(&segment),
+                    index,
+                });
+        }
+        self.segments.insert(segment.seq, segment);
+    }
+}
+
 /// Series to chunk references, shared by all queries.
 #[derive(Default)]
 pub struct ChunkIndex {
@@ -51,18 +66,7 @@ impl ChunkIndex {
     /// Adds a segment. Segments must be added in ascending `seq` order so
     /// each series' list stays oldest first (the merge relies on it).
     pub fn add(&self, segment: Arc<Segment>) {
-        let mut inner = self.inner.write();
-        for (index, meta) in segment.chunks.iter().enumerate() {
-            inner
-                .by_series
-                .entry(meta.series)
-                .or_default()
-                .push(ChunkRef {
-                    segment: Arc::clone(&segment),
-                    index,
-                });
-        }
-        inner.segments.insert(segment.seq, segment);
+        self.inner.write().add(segment);
     }
 
     /// Chunks of `series` overlapping `[from, to]`, oldest segment first.
@@ -99,9 +103,8 @@ impl ChunkIndex {
         for segment in &removed {
             segment.mark_removed();
         }
-        drop(inner);
         if let Some(segment) = replacement {
-            self.add(segment);
+            inner.add(segment);
         }
         removed
     }

@@ -230,12 +230,13 @@ impl<H: BuildHasher> Registry<H> {
 
     /// The id of the series, creating it if new. `labels` must be canonical.
     /// For a new series `on_create(id, key)` runs first (the WAL announcement);
-    /// if it fails the series is not created.
-    pub fn resolve<K: AsRef<str>, V: AsRef<str>>(
+    /// if it fails the series is not created. What it returns is dropped only
+    /// once the series is visible (a WAL ticket).
+    pub fn resolve<K: AsRef<str>, V: AsRef<str>, T>(
         &self,
         metric: &str,
         labels: &[(K, V)],
-        on_create: impl FnOnce(SeriesId, &SeriesKey) -> Result<()>,
+        on_create: impl FnOnce(SeriesId, &SeriesKey) -> Result<T>,
     ) -> Result<SeriesId> {
         if let Some(id) = self.lookup(metric, labels) {
             return Ok(id);
@@ -246,8 +247,9 @@ impl<H: BuildHasher> Registry<H> {
         }
         let id = self.len();
         let key = SeriesKey::new(metric, labels);
-        on_create(id, &key)?;
+        let announced = on_create(id, &key)?;
         self.insert(id, Arc::new(key));
+        drop(announced);
         Ok(id)
     }
 
@@ -443,7 +445,9 @@ mod tests {
     fn a_failed_announcement_creates_nothing() {
         let reg = Registry::new();
         let err = reg
-            .resolve("cpu", &[("h", "a")], |_, _| Err(EngineError::Closed))
+            .resolve("cpu", &[("h", "a")], |_, _| {
+                Err::<(), _>(EngineError::Closed)
+            })
             .unwrap_err();
         assert_eq!(err, EngineError::Closed);
         assert!(reg.is_empty());

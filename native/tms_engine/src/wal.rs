@@ -22,6 +22,7 @@
 //! after a restart or a rotation, and is deleted only once every point in it
 //! is in a durable chunk segment (the engine decides when).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,10 @@ const KIND_POINTS: u8 = 1;
 const KIND_SERIES: u8 = 2;
 /// Size of one point in a points record (and in a raw batch).
 pub const POINT_BYTES: usize = 24;
+/// Largest points record. A bigger batch is logged as several records, so
+/// the append mutex is never held for one huge write while small writers
+/// (on normal schedulers) wait behind it.
+const MAX_RECORD_POINTS: usize = 16_384;
 
 /// When an appended record is forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +90,14 @@ pub struct ReplayReport {
 }
 
 struct Active {
+    /// False once the engine closes: later appends fail with `Closed`.
+    accepting: bool,
     seq: u64,
     path: PathBuf,
     file: Arc<File>,
+    /// The segment a rotation just closed, until its fsync is done: a group
+    /// commit syncs it too, so no lsn counts as durable before it is.
+    retiring: Option<(Arc<File>, PathBuf)>,
     len: u64,
     /// Bytes appended since open, over all segments: a log sequence number.
     lsn: u64,
@@ -104,10 +114,44 @@ pub struct Wal {
     mode: SyncMode,
     segment_bytes: u64,
     active: Mutex<Active>,
+    /// Serializes rotations (a flush's and a full segment's).
+    rotate_lock: Mutex<()>,
+    /// Per segment, appends whose [`Appended`] ticket is still alive: their
+    /// records are in the log but their effect (buffered points, a
+    /// registered series) may not be visible yet, so the segment must stay.
+    pending: Mutex<BTreeMap<u64, u32>>,
     sync: Mutex<SyncState>,
     synced: Condvar,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
+}
+
+/// Proof of an append. While it lives, the segment the record went to
+/// (and every later one) is kept: drop it once the appended data is
+/// visible elsewhere (in the buffers, in the registry).
+#[must_use = "dropping the ticket at once lets a flush delete the record before its data is buffered"]
+pub struct Appended<'a> {
+    wal: &'a Wal,
+    seq: u64,
+}
+
+impl Appended<'_> {
+    /// The segment the record went to (the first, for a split batch).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl Drop for Appended<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.wal.pending.lock();
+        if let Some(count) = pending.get_mut(&self.seq) {
+            *count -= 1;
+            if *count == 0 {
+                pending.remove(&self.seq);
+            }
+        }
+    }
 }
 
 /// Stops the interval syncer thread when dropped.
@@ -137,16 +181,20 @@ impl Wal {
             mode,
             segment_bytes,
             active: Mutex::new(Active {
+                accepting: true,
                 seq: next,
                 path,
                 file: Arc::new(file),
+                retiring: None,
                 len: HEADER_LEN as u64,
                 lsn: 0,
             }),
+            rotate_lock: Mutex::new(()),
             sync: Mutex::new(SyncState {
                 synced_lsn: 0,
                 in_progress: false,
             }),
+            pending: Mutex::new(BTreeMap::new()),
             synced: Condvar::new(),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
@@ -170,21 +218,31 @@ impl Wal {
             .unwrap_or(0)
     }
 
-    /// Appends raw points; returns the segment they went to. Durable per the
-    /// sync mode when this returns.
-    pub fn append_points(&self, points: &[u8]) -> Result<u64> {
-        self.append(KIND_POINTS, &[], points)
+    /// Appends raw points, as one record per [`MAX_RECORD_POINTS`]. Durable
+    /// per the sync mode when this returns. A failure after some records
+    /// were written leaves those records in the log: replaying or retrying
+    /// the same points is harmless (equal timestamps overwrite).
+    pub fn append_points(&self, points: &[u8]) -> Result<Appended<'_>> {
+        let mut records = points.chunks(MAX_RECORD_POINTS * POINT_BYTES);
+        let first = records.next().unwrap_or(&[]);
+        let ticket = self.append(KIND_POINTS, &[], first)?;
+        for record in records {
+            // Later records go to the same or a newer segment, which the
+            // ticket of the first keeps too.
+            drop(self.append(KIND_POINTS, &[], record)?);
+        }
+        Ok(ticket)
     }
 
     /// Appends a series announcement.
-    pub fn append_series(&self, id: SeriesId, key: &SeriesKey) -> Result<u64> {
+    pub fn append_series(&self, id: SeriesId, key: &SeriesKey) -> Result<Appended<'_>> {
         let mut payload = Vec::with_capacity(64);
         payload.extend_from_slice(&id.to_le_bytes());
         registry::encode_key(&mut payload, key);
         self.append(KIND_SERIES, &payload, &[])
     }
 
-    fn append(&self, kind: u8, head: &[u8], body: &[u8]) -> Result<u64> {
+    fn append(&self, kind: u8, head: &[u8], body: &[u8]) -> Result<Appended<'_>> {
         self.check_poison()?;
         let payload_len = head.len() + body.len();
         let len = u32::try_from(payload_len).map_err(|_| {
@@ -199,8 +257,11 @@ impl Wal {
         header[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
         header[8] = kind;
 
-        let (seq, lsn) = {
+        let (ticket, lsn) = {
             let mut active = self.active.lock();
+            if !active.accepting {
+                return Err(EngineError::Closed);
+            }
             let mut bufs = [
                 IoSlice::new(&header),
                 IoSlice::new(head),
@@ -216,41 +277,92 @@ impl Wal {
             let written = (RECORD_HEADER_LEN + payload_len) as u64;
             active.len += written;
             active.lsn += written;
-            let at = (active.seq, active.lsn);
-            if active.len >= self.segment_bytes {
-                self.rotate_locked(&mut active)?;
-            }
-            at
+            // Registered under the append mutex: whoever reads the active
+            // segment next also sees this ticket.
+            *self.pending.lock().entry(active.seq).or_insert(0) += 1;
+            let ticket = Appended {
+                wal: self,
+                seq: active.seq,
+            };
+            (ticket, active.lsn)
         };
+        // A full segment is rotated outside the append mutex. A failed
+        // rotation loses nothing (the record is written) and is retried by
+        // the next append; a failed fsync poisons the log and is reported.
+        let _ = self.rotate_if_full();
         if self.mode == SyncMode::Always {
             self.sync_to(lsn)?;
         }
-        Ok(seq)
+        Ok(ticket)
+    }
+
+    /// The oldest segment an unfinished append still needs.
+    pub fn oldest_pending(&self) -> Option<u64> {
+        self.pending.lock().keys().next().copied()
+    }
+
+    /// Refuses every later append, then waits until no append is unfinished.
+    /// Used by close, so that its final flush sees every acknowledged point.
+    pub fn stop_appends(&self) {
+        self.active.lock().accepting = false;
+        while self.oldest_pending().is_some() {
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Starts a new active segment; returns its sequence number. Every record
-    /// appended before this call is in an older segment.
+    /// appended before this call is in an older segment, fsynced unless the
+    /// mode is `Never`. The new file is created and fsynced before the swap,
+    /// so appends wait for a pointer swap, not for the disk.
     pub fn rotate(&self) -> Result<u64> {
-        let mut active = self.active.lock();
-        self.rotate_locked(&mut active)?;
-        Ok(active.seq)
+        let _rotating = self.rotate_lock.lock();
+        self.rotate_serialized()
     }
 
-    fn rotate_locked(&self, active: &mut Active) -> Result<()> {
-        if self.mode != SyncMode::Never {
-            if let Err(err) = active.file.sync_data() {
-                self.poison(format!("fsync of {}: {err}", active.path.display()));
-                return Err(EngineError::io("fsync", &active.path, err));
-            }
-            let mut state = self.sync.lock();
-            state.synced_lsn = state.synced_lsn.max(active.lsn);
+    fn rotate_if_full(&self) -> Result<()> {
+        let _rotating = self.rotate_lock.lock();
+        if self.active.lock().len >= self.segment_bytes {
+            self.rotate_serialized()?;
         }
-        let (path, file) = create_segment(&self.dir, active.seq + 1)?;
-        active.seq += 1;
-        active.path = path;
-        active.file = Arc::new(file);
-        active.len = HEADER_LEN as u64;
         Ok(())
+    }
+
+    fn rotate_serialized(&self) -> Result<u64> {
+        let next = self.active.lock().seq + 1;
+        let (path, file) = create_segment(&self.dir, next)?;
+        let (old_file, old_path, end_lsn) = {
+            let mut active = self.active.lock();
+            let old_file = std::mem::replace(&mut active.file, Arc::new(file));
+            let old_path = std::mem::replace(&mut active.path, path);
+            active.seq = next;
+            active.len = HEADER_LEN as u64;
+            if self.mode != SyncMode::Never {
+                active.retiring = Some((Arc::clone(&old_file), old_path.clone()));
+            }
+            (old_file, old_path, active.lsn)
+        };
+        if self.mode != SyncMode::Never {
+            self.sync_file(&old_file, &old_path)?;
+            let mut state = self.sync.lock();
+            state.synced_lsn = state.synced_lsn.max(end_lsn);
+            drop(state);
+            let mut active = self.active.lock();
+            if active
+                .retiring
+                .as_ref()
+                .is_some_and(|(f, _)| Arc::ptr_eq(f, &old_file))
+            {
+                active.retiring = None;
+            }
+        }
+        Ok(next)
+    }
+
+    fn sync_file(&self, file: &File, path: &Path) -> Result<()> {
+        file.sync_data().map_err(|err| {
+            self.poison(format!("fsync of {}: {err}", path.display()));
+            EngineError::io("fsync", path, err)
+        })
     }
 
     /// Blocks until every byte up to `lsn` is fsynced. One caller fsyncs for
@@ -282,14 +394,19 @@ impl Wal {
     /// Fsyncs the active segment; returns the lsn now durable.
     fn sync_active(&self) -> Result<u64> {
         self.check_poison()?;
-        let (file, path, target) = {
+        let (file, path, retiring, target) = {
             let a = self.active.lock();
-            (Arc::clone(&a.file), a.path.clone(), a.lsn)
+            (
+                Arc::clone(&a.file),
+                a.path.clone(),
+                a.retiring.clone(),
+                a.lsn,
+            )
         };
-        file.sync_data().map_err(|err| {
-            self.poison(format!("fsync of {}: {err}", path.display()));
-            EngineError::io("fsync", &path, err)
-        })?;
+        if let Some((old, old_path)) = retiring {
+            self.sync_file(&old, &old_path)?;
+        }
+        self.sync_file(&file, &path)?;
         Ok(target)
     }
 
@@ -557,10 +674,13 @@ mod tests {
             metric: "m".into(),
             labels: vec![("a".into(), "b".into())].into(),
         };
-        assert_eq!(wal.append_series(0, &key).unwrap(), 1);
-        wal.append_points(&point(0, 1, 1.0)).unwrap();
+        assert_eq!(wal.append_series(0, &key).unwrap().seq(), 1);
+        drop(wal.append_points(&point(0, 1, 1.0)).unwrap());
         assert_eq!(wal.rotate().unwrap(), 2);
-        wal.append_points(&point(0, 2, f64::NAN)).unwrap();
+        let ticket = wal.append_points(&point(0, 2, f64::NAN)).unwrap();
+        assert_eq!(wal.oldest_pending(), Some(2));
+        drop(ticket);
+        assert_eq!(wal.oldest_pending(), None);
         drop(wal);
 
         let mut series = Vec::new();
@@ -593,8 +713,8 @@ mod tests {
     fn a_torn_tail_is_dropped_quietly_at_every_cut() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path(), SyncMode::Never, 1 << 20).unwrap();
-        wal.append_points(&point(0, 1, 1.0)).unwrap();
-        wal.append_points(&point(0, 2, 2.0)).unwrap();
+        drop(wal.append_points(&point(0, 1, 1.0)).unwrap());
+        drop(wal.append_points(&point(0, 2, 2.0)).unwrap());
         drop(wal);
         let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
         let full = fs::read(&path).unwrap();
@@ -613,7 +733,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path(), SyncMode::Never, 1 << 20).unwrap();
         for ts in 0..3 {
-            wal.append_points(&point(0, ts, 1.0)).unwrap();
+            drop(wal.append_points(&point(0, ts, 1.0)).unwrap());
         }
         drop(wal);
         let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
@@ -635,7 +755,7 @@ mod tests {
                 let wal = Arc::clone(&wal);
                 thread::spawn(move || {
                     for i in 0..200 {
-                        wal.append_points(&point(t, i, 0.0)).unwrap();
+                        drop(wal.append_points(&point(t, i, 0.0)).unwrap());
                     }
                 })
             })
@@ -647,5 +767,40 @@ mod tests {
         let (seen, report) = collect(dir.path());
         assert_eq!(seen.len(), 800);
         assert_eq!(report.corrupt_records, 0);
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn a_large_batch_is_logged_as_bounded_records_and_replays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), SyncMode::Never, 1 << 30).unwrap();
+        let n = MAX_RECORD_POINTS * 2 + 5;
+        let mut raw = Vec::new();
+        for i in 0..n as i64 {
+            raw.extend_from_slice(&0u64.to_le_bytes());
+            raw.extend_from_slice(&i.to_le_bytes());
+            raw.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        }
+        drop(wal.append_points(&raw).unwrap());
+        wal.stop_appends();
+        assert!(matches!(
+            wal.append_points(&raw[..24]),
+            Err(EngineError::Closed)
+        ));
+        drop(wal);
+        let mut replayed = Vec::new();
+        let report = replay(dir.path(), |_, rec| {
+            if let Record::Points(p) = rec {
+                replayed.extend_from_slice(p);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(report.records, 3);
+        assert_eq!(replayed, raw);
     }
 }
