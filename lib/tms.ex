@@ -83,7 +83,8 @@ defmodule Tms do
     * `:batch_size` - points a shard gathers before writing them. Default 2000.
     * `:batch_ms` - longest a shard holds asynchronous points. Default 5 ms.
     * `:max_in_flight` - asynchronous points queued per shard before
-      `write_async/5` answers `:overloaded`. Default 100,000.
+      `write_async/5` answers `:overloaded`. Default 10,000 (a queued point
+      costs about 0.5 KB of shard memory).
 
   Housekeeping timers (wall-clock milliseconds, whatever the `:time_unit`):
 

@@ -21,7 +21,7 @@ defmodule Tms.Options do
     shards: nil,
     batch_size: 2_000,
     batch_ms: 5,
-    max_in_flight: 100_000,
+    max_in_flight: 10_000,
     flush_interval: 1_000,
     cold_after: 300_000,
     cold_flush_interval: 300_000,

@@ -36,7 +36,8 @@ defmodule Tms.Store.Shard do
   end
 
   def start_link({config, index}) do
-    GenServer.start_link(__MODULE__, {config, index}, name: name(config.name, index))
+    # An idle shard hibernates, giving back the heap a burst of writes grew.
+    GenServer.start_link(__MODULE__, {config, index}, name: name(config.name, index), hibernate_after: 1_000)
   end
 
   @doc false
