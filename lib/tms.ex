@@ -307,12 +307,60 @@ defmodule Tms do
   end
 
   @doc """
-  Returns the points of every series of `metric` whose labels equal
-  `matchers` (a map or keyword list; a matcher with value `""` matches series
-  without that label), with timestamps in `from..to` (both inclusive).
+  Queries the series of `metric` selected by `matchers` over `from..to`
+  (timestamps, both inclusive).
 
-  Results are sorted by labels, points by timestamp. Series with no point in
-  the range are left out.
+  ## Matchers
+
+  A map or keyword list of label equalities (`%{"host" => "a"}`), or a list
+  whose items are `{label, value}` or `{label, op, value}` with `op` one of
+  `:eq`, `:neq`, `:regex`, `:not_regex`. Regexes use RE2 syntax and are
+  anchored (they must match the whole value), as in Prometheus; a bad regex
+  is an `:invalid_argument` error. As in Prometheus, a series without a
+  label has the value `""` for it: `{"env", :eq, ""}` selects series without
+  `env`, and a regex that matches `""` selects them too.
+
+  ## Options
+
+    * `:step` - bucket width in the store's `:time_unit`; with `:agg`.
+    * `:agg` - `:avg`, `:min`, `:max`, `:sum`, `:count`, `:first`, `:last`,
+      `:rate` or `:increase`; with `:step`.
+    * `:group_by` - a list of label names: aggregate across all selected
+      series sharing those labels' values, one result per group, whose
+      `:labels` hold only those labels. `[]` makes one group of everything.
+      Needs `:step` and `:agg`.
+    * `:format` - `:list` (default): points are `[{ts, value}]`; `:binary`:
+      points are one binary of `<<ts::little-signed-64, value::little-float-64>>`
+      per point (IEEE bits, so NaN payloads come through), built without a
+      term per point.
+
+  ## Results
+
+  `{:ok, [%{metric: metric, labels: labels, points: points}]}` sorted by
+  labels; points sorted by timestamp. Series (or groups) with no point in
+  range are left out.
+
+  Without `:step`, points are the raw points. With `:step`, a point at `ts`
+  falls in the bucket starting at `floor(ts / step) * step`; each bucket
+  starting within `from..to` that holds a point gives one point
+  `{bucket_start, value}` (a partial bucket starting before `from` is left
+  out, empty buckets too). With `:group_by`, a bucket aggregates every point
+  of every series of the group: `:avg` is the mean of all those points,
+  `:count` counts them, `:first`/`:last` take the earliest/latest point
+  (between series with the same timestamp, the first/last series in label
+  order), and `:rate`/`:increase` add up the series' own increases.
+
+  Special values: NaN makes `:avg` and `:sum` NaN (as in Prometheus);
+  `:min` and `:max` skip NaN points and are NaN only when every point of the
+  bucket is NaN; `:count` counts NaN points.
+
+  Counters: `:increase` adds, for each point, its rise from the previous
+  point of the same series, or its own value when it is lower than the
+  previous one (a counter reset, as Prometheus treats it). The first point
+  of the range has no previous point and adds nothing; any later point's
+  rise, including the first point of a bucket (measured from the last point
+  of the bucket before), counts in its own bucket. `:rate` is the increase
+  divided by the step in seconds.
 
   ## Examples
 
@@ -320,26 +368,52 @@ defmodule Tms do
       iex> {:ok, [%{labels: %{"host" => "a"}, points: points}]} = Tms.query_range(:doc_store, "load", %{"host" => "a"}, 0, 5_000)
       iex> points
       [{1_000, 1.5}, {2_000, :infinity}]
+      iex> {:ok, [%{points: [{0, 1.5}, {2_000, :infinity}]}]} =
+      ...>   Tms.query_range(:doc_store, "load", [{"host", :regex, "a|b"}], 0, 5_000, step: 2_000, agg: :max)
   """
-  @spec query_range(store(), metric(), labels(), timestamp(), timestamp(), keyword()) ::
-          {:ok, [series_result()]} | {:error, Error.t()}
+  @spec query_range(store(), metric(), labels() | list(), timestamp(), timestamp(), keyword()) ::
+          {:ok, [%{metric: metric(), labels: map(), points: [{timestamp(), value()}] | binary()}]}
+          | {:error, Error.t()}
   def query_range(store, metric, matchers, from, to, opts \\ [])
 
-  def query_range(store, metric, matchers, from, to, []) when is_integer(from) and is_integer(to) do
-    with {:ok, handle} <- fetch(store) do
-      Native.query_range(handle.engine, metric, matchers, from, to) |> Error.wrap()
+  def query_range(store, metric, matchers, from, to, opts) when is_integer(from) and is_integer(to) do
+    with {:ok, opts} <- query_opts(opts),
+         {:ok, handle} <- fetch(store) do
+      Native.query_range(handle.engine, metric, matchers, from, to, opts) |> Error.wrap()
     end
   rescue
     # from/to outside 64 bits do not decode in the NIF.
     ArgumentError -> invalid("from and to must be 64-bit integers")
   end
 
-  def query_range(_store, _metric, _matchers, from, to, []) do
+  def query_range(_store, _metric, _matchers, from, to, _opts) do
     invalid("from and to must be integers, got: #{inspect(from)}, #{inspect(to)}")
   end
 
-  def query_range(_store, _metric, _matchers, _from, _to, opts) do
-    invalid("unknown query options: #{inspect(opts)}")
+  @aggs [:avg, :min, :max, :sum, :count, :first, :last, :rate, :increase]
+
+  defp query_opts(opts) do
+    with true <-
+           Keyword.keyword?(opts) || invalid("query options must be a keyword list, got: #{inspect(opts)}"),
+         {:ok, opts} <- validate_keys(opts, step: nil, agg: nil, group_by: nil, format: :list),
+         :ok <- check_opt(opts.step, &(is_nil(&1) or is_integer(&1)), "step must be an integer"),
+         :ok <- check_opt(opts.agg, &(is_nil(&1) or &1 in @aggs), "agg must be one of #{inspect(@aggs)}"),
+         :ok <-
+           check_opt(opts.group_by, &(is_nil(&1) or is_list(&1)), "group_by must be a list of label names"),
+         :ok <- check_opt(opts.format, &(&1 in [:list, :binary]), "format must be :list or :binary") do
+      {:ok, opts}
+    end
+  end
+
+  defp validate_keys(opts, defaults) do
+    case Keyword.validate(opts, defaults) do
+      {:ok, opts} -> {:ok, Map.new(opts)}
+      {:error, unknown} -> invalid("unknown query options: #{inspect(unknown)}")
+    end
+  end
+
+  defp check_opt(value, valid?, message) do
+    if valid?.(value), do: :ok, else: invalid("#{message}, got: #{inspect(value)}")
   end
 
   @doc """
@@ -351,13 +425,33 @@ defmodule Tms do
   end
 
   @doc """
-  Returns the label sets of the series of `metric` matching `matchers`,
-  sorted.
+  Returns the label sets of the series of `metric` selected by `matchers`
+  (see `query_range/6`), sorted.
   """
   @spec series(store(), metric(), labels()) :: {:ok, [%{String.t() => String.t()}]} | {:error, Error.t()}
   def series(store, metric, matchers \\ %{}) do
     with {:ok, handle} <- fetch(store) do
       Native.series(handle.engine, metric, matchers) |> Error.wrap()
+    end
+  end
+
+  @doc """
+  Returns the distinct values of `label` among the series of `metric`, sorted.
+  """
+  @spec label_values(store(), metric(), String.t() | atom()) :: {:ok, [String.t()]} | {:error, Error.t()}
+  def label_values(store, metric, label) do
+    with {:ok, handle} <- fetch(store) do
+      Native.label_values(handle.engine, metric, label) |> Error.wrap()
+    end
+  end
+
+  @doc """
+  Returns every metric name of the store, sorted.
+  """
+  @spec metrics(store()) :: {:ok, [metric()]} | {:error, Error.t()}
+  def metrics(store) do
+    with {:ok, handle} <- fetch(store) do
+      Native.metrics(handle.engine) |> Error.wrap()
     end
   end
 

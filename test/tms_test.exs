@@ -187,7 +187,15 @@ defmodule TmsTest do
     test "queries", %{store: store} do
       invalid?(Tms.query_range(store, "m", %{}, 10, 1), "after")
       invalid?(Tms.query_range(store, "m", %{}, 1.0, 2), "must be integers")
-      invalid?(Tms.query_range(store, "m", %{}, 1, 2, step: 5), "unknown query options")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, colour: :red), "unknown query options")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, step: 5), "step needs an agg")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, agg: :avg), "agg needs a step")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, step: 0, agg: :avg), "step must be positive")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, step: 5, agg: :median), "agg must be one of")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, group_by: ["a"]), "group_by needs a step")
+      invalid?(Tms.query_range(store, "m", [{"a", :regex, "("}], 1, 2), "bad regex")
+      invalid?(Tms.query_range(store, "m", [{"a", :like, "x"}], 1, 2), "unknown matcher operator")
+      invalid?(Tms.query_range(store, "m", %{}, 1, 2, format: :csv), "format must be")
     end
 
     test "unknown store names and stopped stores", ctx do

@@ -54,7 +54,8 @@ defmodule Tms.Options do
       max_buffered_points: check(opts, :max_buffered_points, &pos_int?/1, "a positive integer"),
       compression_level: check(opts, :compression_level, &(&1 in 0..12), "an integer from 0 to 12"),
       cache_bytes: check(opts, :cache_bytes, &(is_integer(&1) and &1 >= 0), "a non-negative integer"),
-      max_abs_timestamp: min(@last_second * per_second, @max_timestamp)
+      max_abs_timestamp: min(@last_second * per_second, @max_timestamp),
+      units_per_second: per_second
     }
 
     ingest = %{

@@ -1,5 +1,6 @@
 defmodule Tms.StoreTest do
   use Tms.Case, async: true
+  @moduletag :capture_log
 
   import Bitwise
   @far 1 <<< 62

@@ -26,8 +26,8 @@ use parking_lot::Mutex;
 use crate::buffer::{decode_entry, Buffers, Point, Sealed};
 use crate::error::{io_err, EngineError, Result};
 use crate::files::{ensure_dir, remove_stale_tmp, sync_dir, DirLock};
-use crate::index::{ChunkIndex, ChunkRef};
-use crate::query::{in_range, merge};
+use crate::index::{ChunkIndex, ChunkRef, Matcher};
+use crate::query::{self, in_range, merge, Agg};
 use crate::registry::{self, Registry, SeriesId, SeriesKey};
 use crate::retention;
 use crate::segment::{self, ChunkInput, Segment};
@@ -57,6 +57,8 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Largest accepted `|timestamp|`.
     pub max_abs_timestamp: i64,
+    /// Timestamp units in a second (1000 for milliseconds), for rates.
+    pub units_per_second: i64,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             compression_level: 8,
             cache_bytes: 256 << 20,
             max_abs_timestamp: 253_402_300_799_999,
+            units_per_second: 1000,
         }
     }
 }
@@ -92,6 +95,9 @@ impl Config {
         }
         if self.max_abs_timestamp <= 0 {
             return bad("max_abs_timestamp must be positive");
+        }
+        if self.units_per_second <= 0 {
+            return bad("units_per_second must be positive");
         }
         Ok(())
     }
@@ -161,12 +167,31 @@ pub struct CompactReport {
     pub unremoved: Vec<(String, String)>,
 }
 
-/// One series and its points, the unit of a query answer.
+/// What a range query computes beyond selecting series.
+#[derive(Debug, Clone, Default)]
+pub struct QuerySpec {
+    /// Bucket width, in timestamp units; with `agg`.
+    pub step: Option<i64>,
+    pub agg: Option<Agg>,
+    /// One result per distinct combination of these labels' values
+    /// (an empty list: one result for all series); needs `step` and `agg`.
+    pub group_by: Option<Vec<String>>,
+}
+
+/// Label pairs sorted by name.
+pub type LabelSet = Vec<(Box<str>, Box<str>)>;
+
+/// One answer of a query: a series' labels (or a group's) and its points.
 #[derive(Debug, Clone)]
-pub struct SeriesPoints {
-    pub id: SeriesId,
-    pub key: Arc<SeriesKey>,
+pub struct QueryResult {
+    pub labels: LabelSet,
     pub points: Vec<Point>,
+}
+
+/// Where a series' points came from: one cached chunk, shared, or a merge.
+enum Source {
+    Chunk(Arc<Vec<Point>>),
+    Merged(Vec<Point>),
 }
 
 /// Counters and sizes for `Tms.info`.
@@ -443,64 +468,146 @@ impl Engine {
         Ok(())
     }
 
-    /// Series of `metric` whose labels equal every `(name, value)` matcher
-    /// (a matcher with an empty value matches series without that label).
-    pub fn select<K: AsRef<str>, V: AsRef<str>>(
+    /// The series of `metric` matching every matcher, sorted by labels.
+    pub fn select(
         &self,
         metric: &str,
-        matchers: &[(K, V)],
+        matchers: &[Matcher],
     ) -> Result<Vec<(SeriesId, Arc<SeriesKey>)>> {
         self.check_open()?;
         let mut out: Vec<(SeriesId, Arc<SeriesKey>)> = self
             .registry
-            .metric_series(metric)
+            .select(metric, matchers)
             .into_iter()
             .filter_map(|id| self.registry.key(id).map(|key| (id, key)))
-            .filter(|(_, key)| {
-                matchers
-                    .iter()
-                    .all(|(name, value)| key.label(name.as_ref()).unwrap_or("") == value.as_ref())
-            })
             .collect();
         out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
         Ok(out)
     }
 
-    /// Raw points of every selected series within `[from, to]` (inclusive),
-    /// sorted by labels then timestamp; series with no point are left out.
-    pub fn query<K: AsRef<str>, V: AsRef<str>>(
+    /// Distinct values of `label` among the series of `metric`, sorted.
+    pub fn label_values(&self, metric: &str, label: &str) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self.registry.label_values(metric, label))
+    }
+
+    /// Every metric name, sorted.
+    pub fn metrics(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self.registry.metrics())
+    }
+
+    /// Answers a range query over `[from, to]` (both inclusive).
+    ///
+    /// Without a step: the raw points of each matching series. With a step
+    /// and an aggregation: per series (or, with `group_by`, per group of
+    /// series sharing those labels' values) one point per non-empty bucket,
+    /// see [`query::bucketize`]. Results are sorted by labels; series or
+    /// groups without points are left out. Series are read in parallel when
+    /// there are enough of them.
+    pub fn query(
         &self,
         metric: &str,
-        matchers: &[(K, V)],
+        matchers: &[Matcher],
         from: i64,
         to: i64,
-    ) -> Result<Vec<SeriesPoints>> {
+        spec: &QuerySpec,
+    ) -> Result<Vec<QueryResult>> {
         if from > to {
             return Err(EngineError::invalid(format!(
                 "from ({from}) is after to ({to})"
             )));
         }
-        let mut out = Vec::new();
-        for (id, key) in self.select(metric, matchers)? {
-            let points = self.read_series(id, from, to)?;
-            if !points.is_empty() {
-                out.push(SeriesPoints { id, key, points });
+        let series = self.select(metric, matchers)?;
+        let (step, agg) = match (spec.step, spec.agg) {
+            (None, None) if spec.group_by.is_none() => {
+                let read = parallel_map(&series, |(id, _)| self.read_series(*id, from, to))?;
+                return Ok(series
+                    .iter()
+                    .zip(read)
+                    .filter(|(_, points)| !points.is_empty())
+                    .map(|((_, key), points)| QueryResult {
+                        labels: key.labels.to_vec(),
+                        points,
+                    })
+                    .collect());
             }
+            (Some(step), Some(agg)) if step > 0 => (step, agg),
+            (Some(step), Some(_)) => {
+                return Err(EngineError::invalid(format!(
+                    "step must be positive, got {step}"
+                )))
+            }
+            (None, Some(_)) => return Err(EngineError::invalid("agg needs a step")),
+            (Some(_), None) => return Err(EngineError::invalid("step needs an agg")),
+            (None, None) => return Err(EngineError::invalid("group_by needs a step and an agg")),
+        };
+        let buckets = parallel_map(&series, |(id, _)| {
+            self.with_points(*id, from, to, |points| {
+                query::bucketize(points, from, step, agg)
+            })
+        })?;
+        let step_seconds = step as f64 / self.config.units_per_second as f64;
+        let Some(group_by) = &spec.group_by else {
+            return Ok(series
+                .iter()
+                .zip(buckets)
+                .filter(|(_, b)| !b.is_empty())
+                .map(|((_, key), b)| QueryResult {
+                    labels: key.labels.to_vec(),
+                    points: query::finalize(&b, agg, step_seconds),
+                })
+                .collect());
+        };
+        let mut groups: BTreeMap<LabelSet, query::Buckets> = BTreeMap::new();
+        for ((_, key), b) in series.iter().zip(buckets) {
+            let group: LabelSet = group_by
+                .iter()
+                .filter_map(|name| key.label(name).map(|v| (name.as_str().into(), v.into())))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            let merged = match groups.remove(&group) {
+                Some(into) => query::combine(into, &b),
+                None => b,
+            };
+            groups.insert(group, merged);
         }
-        Ok(out)
+        Ok(groups
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(labels, b)| QueryResult {
+                labels,
+                points: query::finalize(&b, agg, step_seconds),
+            })
+            .collect())
     }
 
     /// One series' points in `[from, to]`, last write wins.
     pub fn read_series(&self, id: SeriesId, from: i64, to: i64) -> Result<Vec<Point>> {
+        self.with_points(id, from, to, <[Point]>::to_vec)
+    }
+
+    /// Calls `f` with one series' points in `[from, to]`. A series held by a
+    /// single cached chunk is handed over without a copy.
+    fn with_points<T>(
+        &self,
+        id: SeriesId,
+        from: i64,
+        to: i64,
+        f: impl FnOnce(&[Point]) -> T,
+    ) -> Result<T> {
         let from = from.max(self.cutoff.load(Ordering::Acquire));
         if from > to {
-            return Ok(Vec::new());
+            return Ok(f(&[]));
         }
         // A segment replaced by compaction or dropped by retention between
         // the index lookup and the read: look up again (rarely twice).
         for _ in 0..4 {
-            if let Some(points) = self.read_series_once(id, from, to)? {
-                return Ok(points);
+            match self.read_series_once(id, from, to)? {
+                Some(Source::Chunk(points)) => return Ok(f(in_range(&points, from, to))),
+                Some(Source::Merged(points)) => return Ok(f(&points)),
+                None => continue,
             }
         }
         Err(EngineError::invalid(format!(
@@ -508,11 +615,18 @@ impl Engine {
         )))
     }
 
-    fn read_series_once(&self, id: SeriesId, from: i64, to: i64) -> Result<Option<Vec<Point>>> {
+    fn read_series_once(&self, id: SeriesId, from: i64, to: i64) -> Result<Option<Source>> {
         // Buffers before the index: a flush that finishes in between is
         // then seen twice (harmless), never missed.
         let buffered = self.buffers.read(id, from, to);
         let chunks = self.index.lookup(id, from, to);
+        if buffered.is_empty() && chunks.len() == 1 {
+            return match self.chunk_points(&chunks[0]) {
+                Ok(points) => Ok(Some(Source::Chunk(points))),
+                Err(_) if chunks[0].segment.is_removed() => Ok(None),
+                Err(err) => Err(err),
+            };
+        }
         let mut runs = Vec::with_capacity(chunks.len() + buffered.len());
         for chunk in &chunks {
             match self.chunk_points(chunk) {
@@ -522,7 +636,7 @@ impl Engine {
             }
         }
         runs.extend(buffered);
-        Ok(Some(merge(runs)))
+        Ok(Some(Source::Merged(merge(runs))))
     }
 
     fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
@@ -811,6 +925,35 @@ impl Drop for Engine {
             let _ = self.wal.sync_now();
         }
     }
+}
+
+/// `f` over every item, on every core when there are enough items to pay
+/// for the threads (a query over many series); results keep their order.
+fn parallel_map<I: Sync, T: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    const PER_THREAD: usize = 32;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || items.len() < 2 * PER_THREAD {
+        return items.iter().map(&f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Result<Vec<T>>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for handle in handles {
+            out.extend(
+                handle
+                    .join()
+                    .map_err(|_| EngineError::invalid("a query thread panicked"))??,
+            );
+        }
+        Ok(out)
+    })
 }
 
 /// Compresses runs into chunks on all cores but one (compression is what

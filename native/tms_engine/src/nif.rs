@@ -15,16 +15,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rustler::types::map::MapIterator;
-use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 
 use crate::buffer::Point;
 use crate::engine::{
     BatchSeries, CompactReport, Config, Engine, FlushReport, FlushScope, Info, LabeledBatch,
-    RetentionReport, SeriesPoints,
+    QuerySpec, RetentionReport,
 };
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
-use crate::registry::SeriesKey;
+use crate::index::Matcher;
+use crate::query::Agg;
 use crate::wal::SyncMode;
 
 mod atoms {
@@ -33,7 +34,7 @@ mod atoms {
         always, never, interval, all, pending, idle,
         op, path, errno, reason, found, supported, id, entry,
         buffered, incoming, limit,
-        metric, labels, points,
+        metric, labels, points, nil, binary, list,
     }
 }
 
@@ -284,6 +285,7 @@ fn decode_config(opts: Term<'_>) -> Result<Config> {
         compression_level: get_opt(opts, "compression_level")?,
         cache_bytes: get_opt(opts, "cache_bytes")?,
         max_abs_timestamp: get_opt(opts, "max_abs_timestamp")?,
+        units_per_second: get_opt(opts, "units_per_second")?,
     })
 }
 
@@ -315,9 +317,9 @@ fn encode_value(env: Env<'_>, v: f64) -> Term<'_> {
     }
 }
 
-fn encode_labels<'a>(env: Env<'a>, key: &SeriesKey) -> Term<'a> {
-    let names: Vec<Term> = key.labels.iter().map(|(k, _)| (**k).encode(env)).collect();
-    let values: Vec<Term> = key.labels.iter().map(|(_, v)| (**v).encode(env)).collect();
+fn encode_labels<'a>(env: Env<'a>, labels: &[(Box<str>, Box<str>)]) -> Term<'a> {
+    let names: Vec<Term> = labels.iter().map(|(k, _)| (**k).encode(env)).collect();
+    let values: Vec<Term> = labels.iter().map(|(_, v)| (**v).encode(env)).collect();
     Term::map_from_arrays(env, &names, &values).unwrap_or_else(|_| Term::map_new(env))
 }
 
@@ -327,23 +329,6 @@ fn encode_points<'a>(env: Env<'a>, points: &[Point]) -> Term<'a> {
         .map(|&(t, v)| (t, encode_value(env, v)).encode(env))
         .collect();
     terms.encode(env)
-}
-
-fn encode_series<'a>(env: Env<'a>, s: &SeriesPoints) -> Term<'a> {
-    let keys = [
-        atoms::id(),
-        atoms::metric(),
-        atoms::labels(),
-        atoms::points(),
-    ]
-    .map(|a| a.encode(env));
-    let values = [
-        s.id.encode(env),
-        (*s.key.metric).encode(env),
-        encode_labels(env, &s.key),
-        encode_points(env, &s.points),
-    ];
-    Term::map_from_arrays(env, &keys, &values).unwrap_or_else(|_| Term::map_new(env))
 }
 
 fn encode_pairs<'a>(env: Env<'a>, pairs: &[(&str, Term<'a>)]) -> Term<'a> {
@@ -477,10 +462,102 @@ fn write_raw<'a>(env: Env<'a>, engine: EngineArc, raw: Term<'a>) -> Term<'a> {
     reply_unit(env, result)
 }
 
-fn decode_matchers<'a>(term: Term<'a>) -> Result<Vec<(Cow<'a, str>, &'a str)>> {
+/// Matchers: a map or keyword list of equalities, or a list mixing
+/// `{label, value}` and `{label, :eq | :neq | :regex | :not_regex, value}`.
+fn decode_matchers(term: Term<'_>) -> Result<Vec<Matcher>> {
+    let bad = |e: EngineError| invalid(format!("matchers: {e}"));
+    let mut matchers = Vec::new();
+    if term.is_list() {
+        let iter = term
+            .into_list_iterator()
+            .map_err(|_| invalid("matchers must be a proper list"))?;
+        for item in iter {
+            if let Ok((label, op, value)) = item.decode::<(Term, Atom, Term)>() {
+                let label = decode_label_name(label).map_err(bad)?;
+                let value = decode_str(value, "matcher value").map_err(bad)?;
+                let op = op
+                    .to_term(term.get_env())
+                    .atom_to_string()
+                    .map_err(|_| invalid("matcher operator"))?;
+                matchers.push(Matcher::new(&label, &op, value).map_err(invalid)?);
+                continue;
+            }
+            let (label, value): (Term, Term) = item.decode().map_err(|_| {
+                invalid("matchers: each must be {label, value} or {label, op, value}")
+            })?;
+            let label = decode_label_name(label).map_err(bad)?;
+            let value = decode_str(value, "matcher value").map_err(bad)?;
+            matchers.push(Matcher::new(&label, "eq", value).map_err(invalid)?);
+        }
+        return Ok(matchers);
+    }
     let mut pairs = Vec::new();
-    decode_labels(term, &mut pairs).map_err(|e| invalid(format!("matchers: {e}")))?;
-    Ok(pairs)
+    decode_labels(term, &mut pairs).map_err(bad)?;
+    for (label, value) in pairs {
+        matchers.push(Matcher::new(&label, "eq", value).map_err(invalid)?);
+    }
+    Ok(matchers)
+}
+
+/// Query options: a map with `step` (integer or nil), `agg` (atom or nil),
+/// `group_by` (list of label names or nil) and `format` (`:list` | `:binary`).
+fn decode_query_opts(opts: Term<'_>) -> Result<(QuerySpec, bool)> {
+    let env = opts.get_env();
+    let get = |key: &str| -> Result<Option<Term<'_>>> {
+        let atom = Atom::from_str(env, key).map_err(|_| invalid(key.to_string()))?;
+        match opts.map_get(atom) {
+            Ok(value) if value.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) => Ok(None),
+            Ok(value) => Ok(Some(value)),
+            Err(_) => Ok(None),
+        }
+    };
+    let step = get("step")?
+        .map(|t| {
+            t.decode::<i64>()
+                .map_err(|_| invalid("step must be a 64-bit integer"))
+        })
+        .transpose()?;
+    let agg = get("agg")?
+        .map(|t| {
+            t.atom_to_string()
+                .map_err(|_| invalid("agg must be an atom"))
+                .and_then(|name| Agg::from_name(&name).map_err(invalid))
+        })
+        .transpose()?;
+    let group_by = get("group_by")?
+        .map(|t| -> Result<Vec<String>> {
+            let iter = t
+                .into_list_iterator()
+                .map_err(|_| invalid("group_by must be a list of label names"))?;
+            iter.map(|l| decode_label_name(l).map(Cow::into_owned))
+                .collect()
+        })
+        .transpose()?;
+    let binary = match get("format")? {
+        None => false,
+        Some(f) if f.decode::<Atom>().is_ok_and(|a| a == atoms::binary()) => true,
+        Some(f) if f.decode::<Atom>().is_ok_and(|a| a == atoms::list()) => false,
+        Some(_) => return Err(invalid("format must be :list or :binary")),
+    };
+    Ok((
+        QuerySpec {
+            step,
+            agg,
+            group_by,
+        },
+        binary,
+    ))
+}
+
+/// `<<ts::little-signed-64, value::little-float-64>>` per point, one
+/// binary for the whole series: no term per point.
+fn encode_points_binary<'a>(env: Env<'a>, points: &[Point]) -> Term<'a> {
+    let mut bin = NewBinary::new(env, points.len() * 16);
+    for (slot, (t, v)) in bin.as_mut_slice().chunks_exact_mut(16).zip(points) {
+        slot[..8].copy_from_slice(&t.to_le_bytes());
+        slot[8..].copy_from_slice(&v.to_bits().to_le_bytes());
+    }
+    Binary::from(bin).to_term(env)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -491,15 +568,35 @@ fn query_range<'a>(
     matchers: Term<'a>,
     from: i64,
     to: i64,
+    opts: Term<'a>,
 ) -> Term<'a> {
     let result = (|| {
         let metric = decode_str(metric, "metric name")?;
         let matchers = decode_matchers(matchers)?;
-        engine.query(metric, &matchers, from, to)
+        let (spec, binary) = decode_query_opts(opts)?;
+        Ok((
+            metric,
+            engine.query(metric, &matchers, from, to, &spec)?,
+            binary,
+        ))
     })();
     match result {
-        Ok(series) => {
-            let terms: Vec<Term> = series.iter().map(|s| encode_series(env, s)).collect();
+        Ok((metric, results, binary)) => {
+            let metric = metric.encode(env);
+            let keys = [atoms::metric(), atoms::labels(), atoms::points()].map(|a| a.encode(env));
+            let terms: Vec<Term> = results
+                .iter()
+                .map(|r| {
+                    let points = if binary {
+                        encode_points_binary(env, &r.points)
+                    } else {
+                        encode_points(env, &r.points)
+                    };
+                    let values = [metric, encode_labels(env, &r.labels), points];
+                    Term::map_from_arrays(env, &keys, &values)
+                        .unwrap_or_else(|_| Term::map_new(env))
+                })
+                .collect();
             (atoms::ok(), terms).encode(env)
         }
         Err(err) => error_term(env, &err),
@@ -517,12 +614,30 @@ fn series<'a>(env: Env<'a>, engine: EngineArc, metric: Term<'a>, matchers: Term<
         Ok(series) => {
             let terms: Vec<Term> = series
                 .iter()
-                .map(|(_, key)| encode_labels(env, key))
+                .map(|(_, key)| encode_labels(env, &key.labels))
                 .collect();
             (atoms::ok(), terms).encode(env)
         }
         Err(err) => error_term(env, &err),
     }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn label_values<'a>(
+    env: Env<'a>,
+    engine: EngineArc,
+    metric: Term<'a>,
+    label: Term<'a>,
+) -> Term<'a> {
+    let result = decode_str(metric, "metric name")
+        .and_then(|m| Ok((m, decode_label_name(label)?)))
+        .and_then(|(m, l)| engine.label_values(m, &l));
+    reply(env, result)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn metrics(env: Env<'_>, engine: EngineArc) -> Term<'_> {
+    reply(env, engine.metrics())
 }
 
 #[rustler::nif(schedule = "DirtyIo")]

@@ -1,4 +1,5 @@
-//! Reading one series: merging chunks and buffers under last-write-wins.
+//! Query arithmetic: merging a series' sources under last-write-wins, and
+//! step aggregation into buckets, per series and across series.
 
 use crate::buffer::{sort_dedup, Point};
 
@@ -31,6 +32,199 @@ pub fn in_range(points: &[Point], from: i64, to: i64) -> &[Point] {
     &points[start..end.max(start)]
 }
 
+/// A step aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    First,
+    Last,
+    Rate,
+    Increase,
+}
+
+impl Agg {
+    /// The aggregation named `name` (`"avg"`, `"rate"`, ...).
+    pub fn from_name(name: &str) -> Result<Agg, String> {
+        Ok(match name {
+            "avg" => Agg::Avg,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "sum" => Agg::Sum,
+            "count" => Agg::Count,
+            "first" => Agg::First,
+            "last" => Agg::Last,
+            "rate" => Agg::Rate,
+            "increase" => Agg::Increase,
+            other => {
+                return Err(format!(
+                    "unknown aggregation {other:?} (avg, min, max, sum, count, first, last, rate, increase)"
+                ))
+            }
+        })
+    }
+
+    fn needs_deltas(self) -> bool {
+        matches!(self, Agg::Rate | Agg::Increase)
+    }
+}
+
+/// One bucket's running totals; every aggregation reads from it, and
+/// buckets of several series combine into one.
+#[derive(Debug, Clone, Copy)]
+pub struct Acc {
+    count: u64,
+    sum: f64,
+    /// Smallest and largest non-NaN value; NaN when every value is NaN.
+    min: f64,
+    max: f64,
+    first: Point,
+    last: Point,
+    /// Sum of counter increases (see [`bucketize`]).
+    increase: f64,
+}
+
+impl Acc {
+    fn new(point: Point) -> Acc {
+        Acc {
+            count: 0,
+            sum: 0.0,
+            min: f64::NAN,
+            max: f64::NAN,
+            first: point,
+            last: point,
+            increase: 0.0,
+        }
+    }
+
+    fn add(&mut self, point: Point) {
+        let v = point.1;
+        self.count += 1;
+        self.sum += v;
+        // f64::min/max return the other operand when one is NaN: NaN values
+        // are skipped, and stay only when nothing else was seen.
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if point.0 < self.first.0 {
+            self.first = point;
+        }
+        if point.0 >= self.last.0 {
+            self.last = point;
+        }
+    }
+
+    /// Folds in the same bucket of a later series (in result order): on equal
+    /// timestamps `first` keeps the earlier series, `last` takes the later.
+    fn combine(&mut self, other: &Acc) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if other.first.0 < self.first.0 {
+            self.first = other.first;
+        }
+        if other.last.0 >= self.last.0 {
+            self.last = other.last;
+        }
+        self.increase += other.increase;
+    }
+
+    fn value(&self, agg: Agg, step_seconds: f64) -> f64 {
+        match agg {
+            Agg::Avg => self.sum / self.count as f64,
+            Agg::Min => self.min,
+            Agg::Max => self.max,
+            Agg::Sum => self.sum,
+            Agg::Count => self.count as f64,
+            Agg::First => self.first.1,
+            Agg::Last => self.last.1,
+            Agg::Increase => self.increase,
+            Agg::Rate => self.increase / step_seconds,
+        }
+    }
+}
+
+/// Buckets of a series: `(bucket start, totals)`, ascending.
+pub type Buckets = Vec<(i64, Acc)>;
+
+/// Puts sorted points (all within `[from, to]`) into buckets of `step`:
+/// a point at `ts` belongs to `floor(ts / step) * step`, and only buckets
+/// starting within `[from, to]` are kept (a partial bucket before `from` is
+/// left out); empty buckets are never made.
+///
+/// Counter increases (for rate and increase) follow Prometheus' reset rule:
+/// each point adds `v - previous` to its bucket, or `v` itself when the
+/// value dropped (a counter reset). The first point of the range has no
+/// previous point and adds nothing; so a bucket's first point adds its rise
+/// from the last point of the bucket before it.
+pub fn bucketize(points: &[Point], from: i64, step: i64, agg: Agg) -> Buckets {
+    let mut buckets: Buckets = Vec::new();
+    let mut previous: Option<f64> = None;
+    for &point in points {
+        let start = point.0.div_euclid(step) * step;
+        let increase = match previous {
+            Some(prev) if agg.needs_deltas() => {
+                if point.1 >= prev {
+                    point.1 - prev
+                } else {
+                    // A reset, or NaN (which then propagates).
+                    point.1
+                }
+            }
+            _ => 0.0,
+        };
+        previous = Some(point.1);
+        if start < from {
+            continue;
+        }
+        match buckets.last_mut() {
+            Some((s, acc)) if *s == start => {
+                acc.add(point);
+                acc.increase += increase;
+            }
+            _ => {
+                let mut acc = Acc::new(point);
+                acc.add(point);
+                acc.increase += increase;
+                buckets.push((start, acc));
+            }
+        }
+    }
+    buckets
+}
+
+/// Merges the buckets of a later series into `into`.
+pub fn combine(into: Buckets, other: &Buckets) -> Buckets {
+    let mut out = Vec::with_capacity(into.len().max(other.len()));
+    let (mut a, mut b) = (into.into_iter().peekable(), other.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some((sa, _)), Some((sb, _))) if sa == sb => {
+                if let (Some((s, mut acc)), Some((_, other))) = (a.next(), b.next()) {
+                    acc.combine(other);
+                    out.push((s, acc));
+                }
+            }
+            (Some((sa, _)), Some((sb, _))) if sa < sb => out.extend(a.next()),
+            (Some(_), Some(_)) | (None, Some(_)) => out.extend(b.next().copied()),
+            (Some(_), None) => out.extend(a.next()),
+            (None, None) => return out,
+        }
+    }
+}
+
+/// The aggregated points of buckets. `step_seconds` is the step in seconds
+/// (for rate, which is an increase per second).
+pub fn finalize(buckets: &Buckets, agg: Agg, step_seconds: f64) -> Vec<Point> {
+    buckets
+        .iter()
+        .map(|(s, acc)| (*s, acc.value(agg, step_seconds)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +254,73 @@ mod tests {
         assert_eq!(in_range(&pts, 2, 3), &pts[1..3]);
         assert!(in_range(&pts, 5, 9).is_empty());
         assert!(in_range(&pts, 3, 2).is_empty());
+    }
+
+    fn agg_of(points: &[Point], agg: Agg) -> Vec<Point> {
+        finalize(&bucketize(points, 0, 10, agg), agg, 10.0)
+    }
+
+    #[test]
+    fn buckets_align_to_multiples_of_step_and_skip_a_partial_first_bucket() {
+        let points = [(3, 1.0), (9, 3.0), (10, 5.0), (25, 7.0)];
+        assert_eq!(
+            finalize(&bucketize(&points, 0, 10, Agg::Avg), Agg::Avg, 10.0),
+            vec![(0, 2.0), (10, 5.0), (20, 7.0)]
+        );
+        assert_eq!(
+            finalize(&bucketize(&points, 5, 10, Agg::Count), Agg::Count, 10.0),
+            vec![(10, 1.0), (20, 1.0)]
+        );
+        let negative = [(-15, 1.0), (-5, 2.0)];
+        assert_eq!(
+            finalize(&bucketize(&negative, -20, 10, Agg::Sum), Agg::Sum, 10.0),
+            vec![(-20, 1.0), (-10, 2.0)]
+        );
+    }
+
+    #[test]
+    fn every_aggregation_of_one_bucket() {
+        let points = [(1, 4.0), (2, f64::NAN), (3, 1.0), (4, 9.0)];
+        assert_eq!(agg_of(&points, Agg::Min), vec![(0, 1.0)]);
+        assert_eq!(agg_of(&points, Agg::Max), vec![(0, 9.0)]);
+        assert!(agg_of(&points, Agg::Avg)[0].1.is_nan());
+        assert!(agg_of(&points, Agg::Sum)[0].1.is_nan());
+        assert_eq!(agg_of(&points, Agg::Count), vec![(0, 4.0)]);
+        assert_eq!(agg_of(&points, Agg::First), vec![(0, 4.0)]);
+        assert_eq!(agg_of(&points, Agg::Last), vec![(0, 9.0)]);
+        assert!(agg_of(&[(1, f64::NAN)], Agg::Max)[0].1.is_nan());
+    }
+
+    #[test]
+    fn counter_resets_count_the_new_value_and_the_first_point_is_the_baseline() {
+        // 10 -> 15 (+5) -> 2 (reset: +2) | 6 (+4) -> 8 (+2)
+        let points = [(1, 10.0), (5, 15.0), (8, 2.0), (12, 6.0), (15, 8.0)];
+        assert_eq!(agg_of(&points, Agg::Increase), vec![(0, 7.0), (10, 6.0)]);
+        assert_eq!(agg_of(&points, Agg::Rate), vec![(0, 0.7), (10, 0.6)]);
+        // A partial first bucket still provides the baseline.
+        let from_5 = finalize(
+            &bucketize(&points[1..], 5, 10, Agg::Increase),
+            Agg::Increase,
+            10.0,
+        );
+        assert_eq!(from_5, vec![(10, 6.0)]);
+    }
+
+    #[test]
+    fn buckets_of_several_series_combine() {
+        let a = bucketize(&[(1, 1.0), (11, 2.0)], 0, 10, Agg::Sum);
+        let b = bucketize(&[(1, 3.0), (21, 4.0)], 0, 10, Agg::Sum);
+        let both = combine(a, &b);
+        assert_eq!(
+            finalize(&both, Agg::Sum, 1.0),
+            vec![(0, 4.0), (10, 2.0), (20, 4.0)]
+        );
+        assert_eq!(
+            finalize(&both, Agg::Avg, 1.0),
+            vec![(0, 2.0), (10, 2.0), (20, 4.0)]
+        );
+        // Equal timestamps: first keeps the earlier series, last takes the later.
+        assert_eq!(finalize(&both, Agg::First, 1.0)[0], (0, 1.0));
+        assert_eq!(finalize(&both, Agg::Last, 1.0)[0], (0, 3.0));
     }
 }

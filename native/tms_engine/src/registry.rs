@@ -34,6 +34,7 @@ use crate::codec::{put_str16, put_str32, DecodeError, Reader};
 use crate::error::{EngineError, Result};
 use crate::files::write_atomic;
 use crate::hash::FastBuildHasher;
+use crate::index::{LabelIndex, Matcher};
 
 /// Dense, sequential series id.
 pub type SeriesId = u64;
@@ -140,7 +141,6 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
 #[derive(Default)]
 struct MetricSeries {
     by_labels: HashMap<u64, Vec<(SeriesId, Arc<SeriesKey>)>, FastBuildHasher>,
-    ids: Vec<SeriesId>,
 }
 
 /// Maps series keys to dense ids and back. Generic over the labels hasher
@@ -148,6 +148,8 @@ struct MetricSeries {
 pub struct Registry<H: BuildHasher = FastBuildHasher> {
     by_metric: DashMap<Box<str>, MetricSeries, FastBuildHasher>,
     keys: RwLock<Vec<Arc<SeriesKey>>>,
+    /// The inverted label index queries select series with.
+    postings: LabelIndex,
     /// Serializes id assignment with its WAL announcement.
     create_lock: Mutex<()>,
     len: AtomicU64,
@@ -187,6 +189,7 @@ impl<H: BuildHasher> Registry<H> {
         Registry {
             by_metric: DashMap::default(),
             keys: RwLock::new(Vec::new()),
+            postings: LabelIndex::default(),
             create_lock: Mutex::new(()),
             len: AtomicU64::new(0),
             persisted_len: AtomicU64::new(0),
@@ -280,8 +283,8 @@ impl<H: BuildHasher> Registry<H> {
     fn insert(&self, id: SeriesId, key: Arc<SeriesKey>) {
         let hash = self.labels_hash(&key.labels);
         self.keys.write().push(Arc::clone(&key));
+        self.postings.add(id, &key.metric, &key.labels);
         let mut series = self.by_metric.entry(key.metric.clone()).or_default();
-        series.ids.push(id);
         series.by_labels.entry(hash).or_default().push((id, key));
         // Publish the id last: a raw write may use it as soon as len passes it.
         self.len.store(id + 1, Ordering::Release);
@@ -293,12 +296,19 @@ impl<H: BuildHasher> Registry<H> {
         self.keys.read().get(index).cloned()
     }
 
-    /// Ids of every series of `metric`, ascending.
-    pub fn metric_series(&self, metric: &str) -> Vec<SeriesId> {
-        self.by_metric
-            .get(metric)
-            .map(|s| s.ids.clone())
-            .unwrap_or_default()
+    /// Sorted ids of the series of `metric` matching every matcher.
+    pub fn select(&self, metric: &str, matchers: &[Matcher]) -> Vec<SeriesId> {
+        self.postings.select(metric, matchers)
+    }
+
+    /// Distinct values of `label` among the series of `metric`, sorted.
+    pub fn label_values(&self, metric: &str, label: &str) -> Vec<String> {
+        self.postings.label_values(metric, label)
+    }
+
+    /// Every metric name, sorted.
+    pub fn metrics(&self) -> Vec<String> {
+        self.postings.metrics()
     }
 
     /// Writes the snapshot to `path` if series were added since the last one.
@@ -438,7 +448,8 @@ mod tests {
         let a = reg.resolve("cpu", &[("host", "a")], none).unwrap();
         let b = reg.resolve("mem", &[("host", "a")], none).unwrap();
         assert_ne!(a, b);
-        assert_eq!(reg.metric_series("cpu"), vec![a]);
+        assert_eq!(reg.select("cpu", &[]), vec![a]);
+        assert_eq!(reg.metrics(), vec!["cpu", "mem"]);
     }
 
     #[test]
