@@ -110,4 +110,19 @@ defmodule Tms.Workload do
     end)
     |> IO.iodata_to_binary()
   end
+
+  @doc """
+  Writes `steps` scrapes of the workload into `store` as raw batches of
+  `scrapes_per_batch` scrapes, resolving the series first. Returns the ids.
+  """
+  def load_raw(w, store, steps, scrapes_per_batch \\ 10) do
+    ids = for {metric, labels} <- series(w), do: elem(Tms.resolve(store, metric, labels), 1)
+
+    w
+    |> scrapes(steps)
+    |> Stream.chunk_every(scrapes_per_batch)
+    |> Enum.each(fn batch -> :ok = Tms.write_batch_raw(store, Enum.map_join(batch, &raw(ids, &1))) end)
+
+    ids
+  end
 end

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
@@ -27,7 +27,7 @@ use crate::buffer::{decode_entry, Buffers, Point, Sealed};
 use crate::error::{io_err, EngineError, Result};
 use crate::files::{ensure_dir, remove_stale_tmp, sync_dir, DirLock};
 use crate::index::{ChunkIndex, ChunkRef, Matcher};
-use crate::query::{self, in_range, merge, Agg};
+use crate::query::{self, merge, Agg, Points, Run};
 use crate::registry::{self, Registry, SeriesId, SeriesKey};
 use crate::retention;
 use crate::segment::{self, ChunkInput, Segment};
@@ -185,13 +185,7 @@ pub type LabelSet = Vec<(Box<str>, Box<str>)>;
 #[derive(Debug, Clone)]
 pub struct QueryResult {
     pub labels: LabelSet,
-    pub points: Vec<Point>,
-}
-
-/// Where a series' points came from: one cached chunk, shared, or a merge.
-enum Source {
-    Chunk(Arc<Vec<Point>>),
-    Merged(Vec<Point>),
+    pub points: Points,
 }
 
 /// Counters and sizes for `Tms.info`.
@@ -519,9 +513,16 @@ impl Engine {
             )));
         }
         let series = self.select(metric, matchers)?;
+        let min_parallel = if self.all_cached(&series, from, to) {
+            128
+        } else {
+            16
+        };
         let (step, agg) = match (spec.step, spec.agg) {
             (None, None) if spec.group_by.is_none() => {
-                let read = parallel_map(&series, |(id, _)| self.read_series(*id, from, to))?;
+                let read = parallel_map(&series, min_parallel, |(id, _)| {
+                    self.series_points(*id, from, to)
+                })?;
                 return Ok(series
                     .iter()
                     .zip(read)
@@ -542,10 +543,9 @@ impl Engine {
             (Some(_), None) => return Err(EngineError::invalid("step needs an agg")),
             (None, None) => return Err(EngineError::invalid("group_by needs a step and an agg")),
         };
-        let buckets = parallel_map(&series, |(id, _)| {
-            self.with_points(*id, from, to, |points| {
-                query::bucketize(points, from, step, agg)
-            })
+        let buckets = parallel_map(&series, min_parallel, |(id, _)| {
+            self.series_points(*id, from, to)
+                .map(|points| query::bucketize(points.iter(), from, step, agg))
         })?;
         let step_seconds = step as f64 / self.config.units_per_second as f64;
         let Some(group_by) = &spec.group_by else {
@@ -555,7 +555,7 @@ impl Engine {
                 .filter(|(_, b)| !b.is_empty())
                 .map(|((_, key), b)| QueryResult {
                     labels: key.labels.to_vec(),
-                    points: query::finalize(&b, agg, step_seconds),
+                    points: Points::owned(query::finalize(&b, agg, step_seconds)),
                 })
                 .collect());
         };
@@ -578,36 +578,39 @@ impl Engine {
             .filter(|(_, b)| !b.is_empty())
             .map(|(labels, b)| QueryResult {
                 labels,
-                points: query::finalize(&b, agg, step_seconds),
+                points: Points::owned(query::finalize(&b, agg, step_seconds)),
             })
             .collect())
     }
 
-    /// One series' points in `[from, to]`, last write wins.
-    pub fn read_series(&self, id: SeriesId, from: i64, to: i64) -> Result<Vec<Point>> {
-        self.with_points(id, from, to, <[Point]>::to_vec)
+    /// True when every chunk the series need in `[from, to]` is decoded in
+    /// the cache (a query then costs microseconds per series).
+    fn all_cached(&self, series: &[(SeriesId, Arc<SeriesKey>)], from: i64, to: i64) -> bool {
+        series.iter().all(|(id, _)| {
+            self.index
+                .lookup(*id, from, to)
+                .iter()
+                .all(|c| self.cache.contains_key(&(c.segment.seq, c.index as u32)))
+        })
     }
 
-    /// Calls `f` with one series' points in `[from, to]`. A series held by a
-    /// single cached chunk is handed over without a copy.
-    fn with_points<T>(
-        &self,
-        id: SeriesId,
-        from: i64,
-        to: i64,
-        f: impl FnOnce(&[Point]) -> T,
-    ) -> Result<T> {
+    /// One series' points in `[from, to]`, last write wins.
+    pub fn read_series(&self, id: SeriesId, from: i64, to: i64) -> Result<Vec<Point>> {
+        self.series_points(id, from, to).map(|p| p.iter().collect())
+    }
+
+    /// One series' points in `[from, to]`: parts of cached chunks are shared,
+    /// not copied, unless sources overlap in time and must be merged.
+    fn series_points(&self, id: SeriesId, from: i64, to: i64) -> Result<Points> {
         let from = from.max(self.cutoff.load(Ordering::Acquire));
         if from > to {
-            return Ok(f(&[]));
+            return Ok(Points::owned(Vec::new()));
         }
         // A segment replaced by compaction or dropped by retention between
         // the index lookup and the read: look up again (rarely twice).
         for _ in 0..4 {
-            match self.read_series_once(id, from, to)? {
-                Some(Source::Chunk(points)) => return Ok(f(in_range(&points, from, to))),
-                Some(Source::Merged(points)) => return Ok(f(&points)),
-                None => continue,
+            if let Some(points) = self.read_series_once(id, from, to)? {
+                return Ok(points);
             }
         }
         Err(EngineError::invalid(format!(
@@ -615,28 +618,28 @@ impl Engine {
         )))
     }
 
-    fn read_series_once(&self, id: SeriesId, from: i64, to: i64) -> Result<Option<Source>> {
+    fn read_series_once(&self, id: SeriesId, from: i64, to: i64) -> Result<Option<Points>> {
         // Buffers before the index: a flush that finishes in between is
         // then seen twice (harmless), never missed.
         let buffered = self.buffers.read(id, from, to);
         let chunks = self.index.lookup(id, from, to);
-        if buffered.is_empty() && chunks.len() == 1 {
-            return match self.chunk_points(&chunks[0]) {
-                Ok(points) => Ok(Some(Source::Chunk(points))),
-                Err(_) if chunks[0].segment.is_removed() => Ok(None),
-                Err(err) => Err(err),
-            };
-        }
-        let mut runs = Vec::with_capacity(chunks.len() + buffered.len());
+        let mut decoded = Vec::with_capacity(chunks.len());
         for chunk in &chunks {
             match self.chunk_points(chunk) {
-                Ok(points) => runs.push(in_range(&points, from, to).to_vec()),
+                Ok(points) => decoded.push(points),
                 Err(_) if chunk.segment.is_removed() => return Ok(None),
                 Err(err) => return Err(err),
             }
         }
-        runs.extend(buffered);
-        Ok(Some(Source::Merged(merge(runs))))
+        let runs = decoded
+            .into_iter()
+            .map(|chunk| {
+                let range = query::range_of(&chunk, from, to);
+                Run::Shared(chunk, range)
+            })
+            .chain(buffered.into_iter().map(Run::Owned))
+            .collect();
+        Ok(Some(Points::from_runs(runs)))
     }
 
     fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
@@ -845,11 +848,12 @@ impl Engine {
         for round in all.chunks(SERIES_PER_ROUND) {
             let mut merged = Vec::with_capacity(round.len());
             for (series, chunks) in round {
-                let runs = chunks
+                let decoded = chunks
                     .iter()
                     .map(|(segment, index)| segment.read_chunk(*index))
                     .collect::<Result<Vec<_>>>()?;
-                let mut points = merge(runs);
+                let runs: Vec<&[Point]> = decoded.iter().map(Vec::as_slice).collect();
+                let mut points = merge(&runs);
                 points.retain(|p| p.0 >= cutoff);
                 if !points.is_empty() {
                     merged.push((*series, points));
@@ -927,15 +931,24 @@ impl Drop for Engine {
     }
 }
 
-/// `f` over every item, on every core when there are enough items to pay
-/// for the threads (a query over many series); results keep their order.
+/// Cores this process may use. Asked once: on Linux the answer comes from
+/// cgroup files, about 25 µs a call, which a small query cannot afford.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `f` over every item, on every core when there are at least
+/// `min_parallel` items (threads cost tens of microseconds to start: worth
+/// it for decoding many chunks, not for a few cached ones); results keep
+/// their order.
 fn parallel_map<I: Sync, T: Send>(
     items: &[I],
+    min_parallel: usize,
     f: impl Fn(&I) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    const PER_THREAD: usize = 32;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || items.len() < 2 * PER_THREAD {
+    let threads = cores();
+    if threads == 1 || items.len() < min_parallel.max(2) {
         return items.iter().map(&f).collect();
     }
     let f = &f;
@@ -965,8 +978,7 @@ fn encode_parallel(runs: &[(SeriesId, &[Point])], level: usize) -> Result<Vec<Ch
             .map(|(series, points)| ChunkInput::encode(*series, points, level))
             .collect()
     };
-    let threads =
-        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
+    let threads = cores().saturating_sub(1).max(1);
     if runs.len() < 64 || threads == 1 {
         return encode(runs);
     }

@@ -17,7 +17,6 @@ use std::time::Duration;
 use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 
-use crate::buffer::Point;
 use crate::engine::{
     BatchSeries, CompactReport, Config, Engine, FlushReport, FlushScope, Info, LabeledBatch,
     QuerySpec, RetentionReport,
@@ -25,7 +24,7 @@ use crate::engine::{
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
 use crate::index::Matcher;
-use crate::query::Agg;
+use crate::query::{Agg, Points};
 use crate::wal::SyncMode;
 
 mod atoms {
@@ -323,10 +322,10 @@ fn encode_labels<'a>(env: Env<'a>, labels: &[(Box<str>, Box<str>)]) -> Term<'a> 
     Term::map_from_arrays(env, &names, &values).unwrap_or_else(|_| Term::map_new(env))
 }
 
-fn encode_points<'a>(env: Env<'a>, points: &[Point]) -> Term<'a> {
+fn encode_points<'a>(env: Env<'a>, points: &Points) -> Term<'a> {
     let terms: Vec<Term> = points
         .iter()
-        .map(|&(t, v)| (t, encode_value(env, v)).encode(env))
+        .map(|(t, v)| (t, encode_value(env, v)).encode(env))
         .collect();
     terms.encode(env)
 }
@@ -551,9 +550,9 @@ fn decode_query_opts(opts: Term<'_>) -> Result<(QuerySpec, bool)> {
 
 /// `<<ts::little-signed-64, value::little-float-64>>` per point, one
 /// binary for the whole series: no term per point.
-fn encode_points_binary<'a>(env: Env<'a>, points: &[Point]) -> Term<'a> {
+fn encode_points_binary<'a>(env: Env<'a>, points: &Points) -> Term<'a> {
     let mut bin = NewBinary::new(env, points.len() * 16);
-    for (slot, (t, v)) in bin.as_mut_slice().chunks_exact_mut(16).zip(points) {
+    for (slot, (t, v)) in bin.as_mut_slice().chunks_exact_mut(16).zip(points.iter()) {
         slot[..8].copy_from_slice(&t.to_le_bytes());
         slot[8..].copy_from_slice(&v.to_bits().to_le_bytes());
     }

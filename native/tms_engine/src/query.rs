@@ -1,35 +1,114 @@
 //! Query arithmetic: merging a series' sources under last-write-wins, and
 //! step aggregation into buckets, per series and across series.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use crate::buffer::{sort_dedup, Point};
 
 /// Merges runs of points, each sorted and deduplicated and ordered oldest
 /// write first, into one sorted run where, for equal timestamps, the point
 /// from the newest run wins (the rule of every query, before and after
 /// flush and restart).
-pub fn merge(mut runs: Vec<Vec<Point>>) -> Vec<Point> {
-    match runs.len() {
-        0 => Vec::new(),
-        1 => runs.pop().unwrap_or_default(),
-        _ => {
-            let disjoint_in_order = runs.windows(2).all(|w| match (w[0].last(), w[1].first()) {
-                (Some(a), Some(b)) => a.0 < b.0,
-                _ => true,
-            });
-            let mut all: Vec<Point> = runs.concat();
-            // A stable sort keeps newer runs after older ones for equal
-            // timestamps, and the dedup keeps the last of each.
-            sort_dedup(&mut all, !disjoint_in_order);
-            all
-        }
+pub fn merge(runs: &[&[Point]]) -> Vec<Point> {
+    let disjoint_in_order = runs.windows(2).all(|w| match (w[0].last(), w[1].first()) {
+        (Some(a), Some(b)) => a.0 < b.0,
+        _ => true,
+    });
+    let mut all: Vec<Point> = runs.concat();
+    if runs.len() > 1 {
+        // A stable sort keeps newer runs after older ones for equal
+        // timestamps, and the dedup keeps the last of each.
+        sort_dedup(&mut all, !disjoint_in_order);
     }
+    all
+}
+
+/// The positions of a sorted run's points within `[from, to]`.
+pub fn range_of(points: &[Point], from: i64, to: i64) -> Range<usize> {
+    let start = points.partition_point(|p| p.0 < from);
+    let end = points.partition_point(|p| p.0 <= to);
+    start..end.max(start)
 }
 
 /// The part of a sorted run within `[from, to]`.
 pub fn in_range(points: &[Point], from: i64, to: i64) -> &[Point] {
-    let start = points.partition_point(|p| p.0 < from);
-    let end = points.partition_point(|p| p.0 <= to);
-    &points[start..end.max(start)]
+    &points[range_of(points, from, to)]
+}
+
+/// A sorted run of a series' points: part of a cached chunk (shared, not
+/// copied) or points of its own.
+#[derive(Debug, Clone)]
+pub enum Run {
+    Shared(Arc<Vec<Point>>, Range<usize>),
+    Owned(Vec<Point>),
+}
+
+impl Run {
+    fn as_slice(&self) -> &[Point] {
+        match self {
+            Run::Shared(chunk, range) => &chunk[range.clone()],
+            Run::Owned(points) => points,
+        }
+    }
+}
+
+/// A series' points in time order, as runs that do not overlap: a query
+/// answer that copies no point it does not have to.
+#[derive(Debug, Clone, Default)]
+pub struct Points {
+    runs: Vec<Run>,
+}
+
+impl Points {
+    /// Points from runs ordered oldest write first. Runs that do not overlap
+    /// in time are kept as they are, in time order; overlapping ones are
+    /// merged last-write-wins into one.
+    pub fn from_runs(mut runs: Vec<Run>) -> Points {
+        runs.retain(|r| !r.as_slice().is_empty());
+        let mut by_time: Vec<&Run> = runs.iter().collect();
+        by_time.sort_by_key(|r| r.as_slice()[0].0);
+        let disjoint =
+            by_time.windows(2).all(
+                |w| match (w[0].as_slice().last(), w[1].as_slice().first()) {
+                    (Some(a), Some(b)) => a.0 < b.0,
+                    _ => true,
+                },
+            );
+        if disjoint {
+            runs.sort_by_key(|r| r.as_slice()[0].0);
+            return Points { runs };
+        }
+        let slices: Vec<&[Point]> = runs.iter().map(Run::as_slice).collect();
+        Points::owned(merge(&slices))
+    }
+
+    /// Points already sorted and deduplicated.
+    pub fn owned(points: Vec<Point>) -> Points {
+        Points {
+            runs: vec![Run::Owned(points)],
+        }
+    }
+
+    /// The runs, in time order.
+    pub fn runs(&self) -> impl Iterator<Item = &[Point]> {
+        self.runs.iter().map(Run::as_slice)
+    }
+
+    /// Every point, in time order.
+    pub fn iter(&self) -> impl Iterator<Item = Point> + '_ {
+        self.runs().flatten().copied()
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.runs().map(<[Point]>::len).sum()
+    }
+
+    /// True when there is no point.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A step aggregation.
@@ -160,10 +239,15 @@ pub type Buckets = Vec<(i64, Acc)>;
 /// value dropped (a counter reset). The first point of the range has no
 /// previous point and adds nothing; so a bucket's first point adds its rise
 /// from the last point of the bucket before it.
-pub fn bucketize(points: &[Point], from: i64, step: i64, agg: Agg) -> Buckets {
+pub fn bucketize(
+    points: impl IntoIterator<Item = Point>,
+    from: i64,
+    step: i64,
+    agg: Agg,
+) -> Buckets {
     let mut buckets: Buckets = Vec::new();
     let mut previous: Option<f64> = None;
-    for &point in points {
+    for point in points {
         let start = point.0.div_euclid(step) * step;
         let increase = match previous {
             Some(prev) if agg.needs_deltas() => {
@@ -231,21 +315,40 @@ mod tests {
 
     #[test]
     fn newer_runs_win_equal_timestamps() {
-        let merged = merge(vec![
-            vec![(1, 1.0), (2, 1.0), (3, 1.0)],
-            vec![(2, 2.0)],
-            vec![(0, 3.0), (3, 3.0)],
+        let merged = merge(&[
+            &[(1, 1.0), (2, 1.0), (3, 1.0)],
+            &[(2, 2.0)],
+            &[(0, 3.0), (3, 3.0)],
         ]);
         assert_eq!(merged, vec![(0, 3.0), (1, 1.0), (2, 2.0), (3, 3.0)]);
     }
 
     #[test]
-    fn disjoint_runs_concatenate() {
+    fn disjoint_runs_stay_shared_and_overlapping_ones_merge() {
+        let chunk = Arc::new(vec![(5, 1.0), (6, 1.0), (7, 1.0)]);
+        let points = Points::from_runs(vec![
+            Run::Shared(Arc::clone(&chunk), 1..3),
+            Run::Owned(vec![(1, 2.0)]),
+        ]);
+        assert_eq!(points.runs().count(), 2);
         assert_eq!(
-            merge(vec![vec![(1, 1.0)], vec![(2, 2.0)]]),
-            vec![(1, 1.0), (2, 2.0)]
+            points.iter().collect::<Vec<_>>(),
+            vec![(1, 2.0), (6, 1.0), (7, 1.0)]
         );
-        assert!(merge(vec![]).is_empty());
+        let overlapping =
+            Points::from_runs(vec![Run::Shared(chunk, 0..3), Run::Owned(vec![(6, 9.0)])]);
+        assert_eq!(overlapping.runs().count(), 1);
+        assert_eq!(
+            overlapping.iter().collect::<Vec<_>>(),
+            vec![(5, 1.0), (6, 9.0), (7, 1.0)]
+        );
+        assert_eq!(overlapping.len(), 3);
+    }
+
+    #[test]
+    fn disjoint_runs_concatenate() {
+        assert_eq!(merge(&[&[(1, 1.0)], &[(2, 2.0)]]), vec![(1, 1.0), (2, 2.0)]);
+        assert!(merge(&[]).is_empty());
     }
 
     #[test]
@@ -257,23 +360,35 @@ mod tests {
     }
 
     fn agg_of(points: &[Point], agg: Agg) -> Vec<Point> {
-        finalize(&bucketize(points, 0, 10, agg), agg, 10.0)
+        finalize(&bucketize(points.iter().copied(), 0, 10, agg), agg, 10.0)
     }
 
     #[test]
     fn buckets_align_to_multiples_of_step_and_skip_a_partial_first_bucket() {
         let points = [(3, 1.0), (9, 3.0), (10, 5.0), (25, 7.0)];
         assert_eq!(
-            finalize(&bucketize(&points, 0, 10, Agg::Avg), Agg::Avg, 10.0),
+            finalize(
+                &bucketize(points.iter().copied(), 0, 10, Agg::Avg),
+                Agg::Avg,
+                10.0
+            ),
             vec![(0, 2.0), (10, 5.0), (20, 7.0)]
         );
         assert_eq!(
-            finalize(&bucketize(&points, 5, 10, Agg::Count), Agg::Count, 10.0),
+            finalize(
+                &bucketize(points.iter().copied(), 5, 10, Agg::Count),
+                Agg::Count,
+                10.0
+            ),
             vec![(10, 1.0), (20, 1.0)]
         );
         let negative = [(-15, 1.0), (-5, 2.0)];
         assert_eq!(
-            finalize(&bucketize(&negative, -20, 10, Agg::Sum), Agg::Sum, 10.0),
+            finalize(
+                &bucketize(negative.iter().copied(), -20, 10, Agg::Sum),
+                Agg::Sum,
+                10.0
+            ),
             vec![(-20, 1.0), (-10, 2.0)]
         );
     }
@@ -299,7 +414,7 @@ mod tests {
         assert_eq!(agg_of(&points, Agg::Rate), vec![(0, 0.7), (10, 0.6)]);
         // A partial first bucket still provides the baseline.
         let from_5 = finalize(
-            &bucketize(&points[1..], 5, 10, Agg::Increase),
+            &bucketize(points[1..].iter().copied(), 5, 10, Agg::Increase),
             Agg::Increase,
             10.0,
         );
@@ -308,8 +423,8 @@ mod tests {
 
     #[test]
     fn buckets_of_several_series_combine() {
-        let a = bucketize(&[(1, 1.0), (11, 2.0)], 0, 10, Agg::Sum);
-        let b = bucketize(&[(1, 3.0), (21, 4.0)], 0, 10, Agg::Sum);
+        let a = bucketize([(1, 1.0), (11, 2.0)], 0, 10, Agg::Sum);
+        let b = bucketize([(1, 3.0), (21, 4.0)], 0, 10, Agg::Sum);
         let both = combine(a, &b);
         assert_eq!(
             finalize(&both, Agg::Sum, 1.0),
