@@ -20,12 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dashmap::DashMap;
 use moka::sync::Cache;
 use parking_lot::Mutex;
 
 use crate::buffer::{decode_entry, Buffers, Point, Sealed};
 use crate::error::{io_err, EngineError, Result};
 use crate::files::{ensure_dir, remove_stale_tmp, sync_dir, DirLock};
+use crate::hash::FastBuildHasher;
 use crate::index::{ChunkIndex, ChunkRef, Matcher};
 use crate::query::{self, merge, Agg, Points, Run};
 use crate::registry::{self, Registry, SeriesId, SeriesKey};
@@ -121,6 +123,12 @@ pub struct BatchSeries<'a> {
     pub labels: std::ops::Range<usize>,
     /// The first point using it, for error messages.
     pub first_point: usize,
+    /// Set when the caller already identified the series through
+    /// [`Engine::hinted`]; `metric` and `labels` are then not read.
+    pub known: Option<SeriesId>,
+    /// The caller's own hash of how it received the series, remembered
+    /// with the series' id for [`Engine::hinted`].
+    pub hint: Option<u64>,
 }
 
 /// Which buffers a flush writes.
@@ -217,6 +225,8 @@ pub struct Engine {
     buffers: Buffers,
     index: ChunkIndex,
     cache: Cache<(u64, u32), Arc<Vec<Point>>>,
+    /// Caller hashes of series it identified before (see `hinted`).
+    hints: DashMap<u64, (SeriesId, Arc<SeriesKey>), FastBuildHasher>,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     /// Serializes flushes, compaction and retention: segment numbers must
@@ -299,6 +309,7 @@ impl Engine {
             buffers,
             index,
             cache,
+            hints: DashMap::default(),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             flush_lock: Mutex::new(()),
@@ -408,7 +419,7 @@ impl Engine {
     ) -> Result<()> {
         self.check_open()?;
         Self::check_batch_len(batch.points.len())?;
-        for series in &batch.series {
+        for series in batch.series.iter().filter(|s| s.known.is_none()) {
             let at =
                 |e: EngineError| EngineError::invalid(format!("entry {}: {e}", series.first_point));
             let own = batch
@@ -428,7 +439,16 @@ impl Engine {
         let ids = batch
             .series
             .iter()
-            .map(|s| self.resolve_canonical(s.metric, &batch.labels[s.labels.clone()]))
+            .map(|s| match s.known {
+                Some(id) => Ok(id),
+                None => {
+                    let id = self.resolve_canonical(s.metric, &batch.labels[s.labels.clone()])?;
+                    if let Some(hint) = s.hint {
+                        self.remember_hint(hint, id);
+                    }
+                    Ok(id)
+                }
+            })
             .collect::<Result<Vec<SeriesId>>>()?;
         let mut raw = Vec::with_capacity(batch.points.len() * POINT_BYTES);
         for &(series, ts, value) in &batch.points {
@@ -437,6 +457,27 @@ impl Engine {
             raw.extend_from_slice(&value.to_bits().to_le_bytes());
         }
         self.append(&raw)
+    }
+
+    /// The series the caller's hash `hint` named before, if `verify` accepts
+    /// its key. The hash is the caller's (the NIF hashes the terms it
+    /// received, far cheaper than decoding them); `verify` must compare the
+    /// full key, so a collision costs a miss, never a wrong series.
+    pub fn hinted(&self, hint: u64, verify: impl FnOnce(&SeriesKey) -> bool) -> Option<SeriesId> {
+        let entry = self.hints.get(&hint)?;
+        let (id, key) = &*entry;
+        verify(key).then_some(*id)
+    }
+
+    fn remember_hint(&self, hint: u64, id: SeriesId) {
+        // Bounded: a caller sending many spellings of its labels cannot grow
+        // the map past a few entries per series.
+        if self.hints.len() as u64 > 4 * self.registry.len() + 1024 {
+            self.hints.clear();
+        }
+        if let Some(key) = self.registry.key(id) {
+            self.hints.insert(hint, (id, key));
+        }
     }
 
     /// Logs and buffers validated raw entries.

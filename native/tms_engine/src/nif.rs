@@ -25,6 +25,7 @@ use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
 use crate::index::Matcher;
 use crate::query::{Agg, Points};
+use crate::registry::SeriesKey;
 use crate::wal::SyncMode;
 
 mod atoms {
@@ -200,6 +201,7 @@ fn decode_timestamp(term: Term<'_>) -> Result<i64> {
 /// Equal but separately built terms are decoded separately and resolve to
 /// the same series anyway.
 fn decode_batch<'a>(
+    engine: &Engine,
     list: Term<'a>,
     default_ts: i64,
 ) -> Result<LabeledBatch<'a, Cow<'a, str>, &'a str>> {
@@ -229,12 +231,23 @@ fn decode_batch<'a>(
         let series = match seen.get(&identity) {
             Some(&series) => series,
             None => {
+                let hint =
+                    metric.hash_internal(0x6d65_7472_6963) ^ labels.hash_internal(0x6c61_6265_6c73);
                 let start = batch.labels.len();
-                decode_labels(labels, &mut batch.labels).map_err(at)?;
+                let known = engine.hinted(hint, |key| same_series(metric, labels, key));
+                if known.is_none() {
+                    decode_labels(labels, &mut batch.labels).map_err(at)?;
+                }
                 batch.series.push(BatchSeries {
-                    metric: decode_str(metric, "metric name").map_err(at)?,
+                    metric: if known.is_some() {
+                        ""
+                    } else {
+                        decode_str(metric, "metric name").map_err(at)?
+                    },
                     labels: start..batch.labels.len(),
                     first_point: i,
+                    known,
+                    hint: Some(hint),
                 });
                 seen.insert(identity, batch.series.len() - 1);
                 batch.series.len() - 1
@@ -245,6 +258,39 @@ fn decode_batch<'a>(
         batch.points.push((series, timestamp, value));
     }
     Ok(batch)
+}
+
+/// True when `metric` and `labels` (as terms) spell exactly `key`: bytes
+/// are compared, nothing is decoded or allocated (but atom names). Labels
+/// must arrive in canonical order, which is a small map's iteration order;
+/// any other spelling answers false and takes the decoding path.
+fn same_series(metric: Term<'_>, labels: Term<'_>, key: &SeriesKey) -> bool {
+    let same_str = |term: Term<'_>, s: &str| match Binary::from_term(term) {
+        Ok(bin) => bin.as_slice() == s.as_bytes(),
+        Err(_) => term.is_atom() && term.atom_to_string().is_ok_and(|a| a == s),
+    };
+    if !same_str(metric, &key.metric) {
+        return false;
+    }
+    let same_pair = |(name, value): (Term<'_>, Term<'_>), (k, v): &(Box<str>, Box<str>)| {
+        same_str(name, k) && Binary::from_term(value).is_ok_and(|b| b.as_slice() == v.as_bytes())
+    };
+    if labels.is_map() {
+        return labels.map_size().is_ok_and(|n| n == key.labels.len())
+            && MapIterator::new(labels)
+                .is_some_and(|iter| iter.zip(key.labels.iter()).all(|(p, k)| same_pair(p, k)));
+    }
+    let Ok(iter) = labels.into_list_iterator() else {
+        return false;
+    };
+    let mut expected = key.labels.iter();
+    for item in iter {
+        match (item.decode::<(Term, Term)>(), expected.next()) {
+            (Ok(pair), Some(k)) if same_pair(pair, k) => {}
+            _ => return false,
+        }
+    }
+    expected.next().is_none()
 }
 
 fn get_opt<'a, T: rustler::Decoder<'a>>(opts: Term<'a>, key: &str) -> Result<T> {
@@ -448,8 +494,8 @@ fn write_batch<'a>(
     entries: Term<'a>,
     default_ts: i64,
 ) -> Term<'a> {
-    let result =
-        decode_batch(entries, default_ts).and_then(|mut batch| engine.write_labeled(&mut batch));
+    let result = decode_batch(&engine, entries, default_ts)
+        .and_then(|mut batch| engine.write_labeled(&mut batch));
     reply_unit(env, result)
 }
 
