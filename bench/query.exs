@@ -14,8 +14,9 @@ alias Tms.Workload
 dir = Path.join(System.tmp_dir!(), "tms_bench_query")
 File.rm_rf!(dir)
 day = 86_400_000
-# A minute past midnight: the scrape jitter stays inside one day partition.
-start = div(System.os_time(:millisecond), day) * day - 2 * day + 60_000
+# Just past midnight: with the scrape jitter (±25 ms) every point stays
+# in one day partition.
+start = div(System.os_time(:millisecond), day) * day - 2 * day + 30
 w = Workload.new(hosts: 100, metrics: 10, start: start)
 
 {:ok, _} = Tms.start_link(name: :q, data_dir: dir)
