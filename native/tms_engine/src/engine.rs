@@ -211,6 +211,7 @@ pub struct Info {
     pub flushes: u64,
     pub last_flush_unix_ms: u64,
     pub quarantined_files: u64,
+    pub corrupt_chunk_reads: u64,
     pub open_read_bytes: u64,
     pub replay: ReplayReport,
     pub problems: Vec<String>,
@@ -240,6 +241,8 @@ pub struct Engine {
     flushes: AtomicU64,
     last_flush_unix_ms: AtomicU64,
     quarantined: AtomicU64,
+    /// Chunk reads that failed their checksum (a damaged payload).
+    corrupt_chunk_reads: AtomicU64,
     open_read_bytes: u64,
     replay: ReplayReport,
     problems: Mutex<Vec<String>>,
@@ -319,6 +322,7 @@ impl Engine {
             flushes: AtomicU64::new(0),
             last_flush_unix_ms: AtomicU64::new(0),
             quarantined: AtomicU64::new(quarantined),
+            corrupt_chunk_reads: AtomicU64::new(0),
             open_read_bytes,
             replay,
             problems: Mutex::new(problems),
@@ -690,9 +694,28 @@ impl Engine {
             return Ok(points);
         }
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let points = Arc::new(chunk.segment.read_chunk(chunk.index)?);
+        let points = match chunk.segment.read_chunk(chunk.index) {
+            Ok(points) => Arc::new(points),
+            Err(err) => {
+                if let EngineError::CorruptData { reason, .. } = &err {
+                    self.note_corrupt_chunk(&chunk.segment.path, reason);
+                }
+                return Err(err);
+            }
+        };
         self.cache.insert(key, Arc::clone(&points));
         Ok(points)
+    }
+
+    /// Counts a chunk that failed its checksum (once per chunk and cache
+    /// lifetime is not promised: every failed read counts) and says so in
+    /// `info`'s problems.
+    fn note_corrupt_chunk(&self, path: &Path, reason: &str) {
+        self.corrupt_chunk_reads.fetch_add(1, Ordering::Relaxed);
+        let mut problems = self.problems.lock();
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(format!("{}: {reason}", path.display()));
+        }
     }
 
     /// Writes buffered points to segments. A failed flush keeps every point
@@ -955,6 +978,7 @@ impl Engine {
             flushes: self.flushes.load(Ordering::Relaxed),
             last_flush_unix_ms: self.last_flush_unix_ms.load(Ordering::Relaxed),
             quarantined_files: self.quarantined.load(Ordering::Relaxed),
+            corrupt_chunk_reads: self.corrupt_chunk_reads.load(Ordering::Relaxed),
             open_read_bytes: self.open_read_bytes,
             replay: self.replay.clone(),
             problems: self.problems.lock().clone(),

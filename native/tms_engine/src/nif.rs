@@ -401,6 +401,7 @@ fn encode_info<'a>(env: Env<'a>, i: &Info) -> Term<'a> {
             ("flushes", i.flushes.encode(env)),
             ("last_flush_unix_ms", i.last_flush_unix_ms.encode(env)),
             ("quarantined_files", i.quarantined_files.encode(env)),
+            ("corrupt_chunk_reads", i.corrupt_chunk_reads.encode(env)),
             ("open_read_bytes", i.open_read_bytes.encode(env)),
             ("wal_replayed_points", i.replay.points.encode(env)),
             ("wal_corrupt_records", i.replay.corrupt_records.encode(env)),

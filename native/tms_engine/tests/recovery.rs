@@ -185,11 +185,13 @@ fn open_reads_only_segment_tables_even_with_10_000_chunks() {
     assert_eq!(info.quarantined_files, 0);
     assert_eq!(info.open_read_bytes, 10 * (40 + 48 * 1000));
     assert!(info.open_read_bytes < segment_bytes);
-    // The damage shows only when a chunk is read.
+    // The damage shows only when a chunk is read, and is counted.
     assert!(matches!(
         engine.read_series(0, 0, 100),
         Err(EngineError::CorruptData { .. })
     ));
+    assert_eq!(engine.info().corrupt_chunk_reads, 1);
+    assert!(!engine.info().problems.is_empty());
 }
 
 #[test]
@@ -465,4 +467,97 @@ fn a_query_racing_compaction_reads_the_merged_segment() {
         engine.flush(FlushScope::All).unwrap();
     }
     reader.join().unwrap();
+}
+
+#[test]
+fn torn_newest_wal_and_segment_files_lose_only_what_was_torn() {
+    let mut rng = common::Rng(7);
+    for round in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = open(dir.path());
+            let ids = series(&engine, 4);
+            // Older, intact data: flushed in its own partition.
+            engine
+                .write_raw(&raw(&ids
+                    .iter()
+                    .map(|&id| (id, 100, 1.0))
+                    .collect::<Vec<_>>()))
+                .unwrap();
+            engine.flush(FlushScope::All).unwrap();
+            // The newest segment, in another partition.
+            engine
+                .write_raw(&raw(&ids
+                    .iter()
+                    .map(|&id| (id, 1100, 2.0))
+                    .collect::<Vec<_>>()))
+                .unwrap();
+            engine.flush(FlushScope::All).unwrap();
+            // Unflushed points, only in the WAL.
+            for t in 0..5 {
+                engine.write_raw(&raw(&[(ids[0], 2000 + t, 3.0)])).unwrap();
+            }
+        }
+        let newest_segment = dir.path().join("chunks/1/00000000000000000002.seg");
+        let (_, newest_wal) = tms_engine::wal::segments(&dir.path().join("wal"))
+            .unwrap()
+            .pop()
+            .unwrap();
+        for path in [&newest_segment, &newest_wal] {
+            let len = fs::metadata(path).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(rng.below(len))
+                .unwrap();
+        }
+        let engine = open(dir.path());
+        let info = engine.info();
+        assert_eq!(info.quarantined_files, 1, "round {round}");
+        assert_eq!(info.series, 4, "round {round}");
+        for id in 0..4 {
+            // The older segment is intact whatever was torn.
+            assert_eq!(
+                engine.read_series(id, 0, 999).unwrap(),
+                vec![(100, 1.0)],
+                "round {round}"
+            );
+        }
+        // The WAL keeps a prefix of its records: nothing torn is invented.
+        let wal_points = engine.read_series(0, 2000, 2999).unwrap();
+        assert!(wal_points.len() <= 5);
+        assert_eq!(
+            wal_points,
+            (0..wal_points.len() as i64)
+                .map(|t| (2000 + t, 3.0))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn a_flush_that_cannot_write_keeps_every_point_and_succeeds_once_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let id = series(&engine, 1)[0];
+    engine
+        .write_raw(&raw(&[(id, 5, 1.0), (id, 1005, 2.0)]))
+        .unwrap();
+    // Partition 1's directory cannot be created: a file stands in its place.
+    fs::write(dir.path().join("chunks/1"), b"in the way").unwrap();
+    let err = engine.flush(FlushScope::All).unwrap_err();
+    assert!(matches!(err, EngineError::Io { .. }), "{err:?}");
+    assert_eq!(engine.info().buffered_points, 1);
+    assert_eq!(points(&engine, id).len(), 2);
+    fs::remove_file(dir.path().join("chunks/1")).unwrap();
+    engine.flush(FlushScope::All).unwrap();
+    assert_eq!(engine.info().buffered_points, 0);
+    drop(engine);
+    let engine = open(dir.path());
+    assert_eq!(
+        points(&engine, id),
+        vec![(5, 1.0f64.to_bits()), (1005, 2.0f64.to_bits())]
+    );
+    assert_eq!(engine.info().replay.points, 0);
 }
