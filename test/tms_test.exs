@@ -178,6 +178,41 @@ defmodule TmsTest do
       invalid?(Tms.write_batch(store, [{"m", many, 1}]), "65 labels")
     end
 
+    test "batches over the size limit", %{store: store} do
+      limit = 4_194_304
+      invalid?(Tms.write_batch(store, List.duplicate({"m", %{}, 1, 1}, limit + 1)), "at most #{limit}")
+
+      invalid?(
+        Tms.write_batch_raw(store, :binary.copy(<<0::size(24)-unit(8)>>, limit + 1)),
+        "at most #{limit}"
+      )
+
+      assert %{buffered_points: 0} = Tms.info(store)
+    end
+
+    test "the memory ceiling pushes back with :overloaded, and a flush relieves it", ctx do
+      store = restart_store(ctx, max_buffered_points: 25_000, flush_interval: 3_600_000)
+      {:ok, id} = Tms.resolve(store, "m", %{})
+
+      batch = fn r ->
+        for i <- 1..10_000,
+            into: <<>>,
+            do: <<id::little-64, r * 10_000 + i::little-signed-64, 1.0::little-float-64>>
+      end
+
+      :ok = Tms.write_batch_raw(store, batch.(0))
+      :ok = Tms.write_batch_raw(store, batch.(1))
+
+      assert {:error, %Tms.Error{kind: :overloaded, details: %{buffered: 20_000, limit: 25_000}}} =
+               Tms.write_batch_raw(store, batch.(2))
+
+      assert %{buffered_points: 20_000} = Tms.info(store)
+      :ok = Tms.flush(store)
+      :ok = Tms.write_batch_raw(store, batch.(2))
+      {:ok, [%{points: points}]} = Tms.query_range(store, "m", %{}, 0, 1_000_000)
+      assert length(points) == 30_000
+    end
+
     test "a bad entry rejects the whole batch", %{store: store} do
       invalid?(Tms.write_batch(store, [{"ok", %{}, 1, 1}, {"ok", %{}, "bad", 2}]), "entry 1")
       assert {:ok, []} = Tms.query_range(store, "ok", %{}, 0, @far)

@@ -12,10 +12,10 @@ defmodule Tms.CrashTest do
 
   # Batch `b` writes, for each series s, @per_batch points at ts = b * 1000 + i
   # with value b + s / 100: every point is checkable on its own.
-  defp writer_code(dir, sync, then) do
+  defp writer_code(dir, sync, then, extra_opts \\ []) do
     """
     Application.ensure_all_started(:tms)
-    {:ok, _} = Tms.start_link(name: :child, data_dir: #{inspect(dir)}, wal_sync: #{inspect(sync)}, flush_threshold: 256)
+    {:ok, _} = Tms.start_link([name: :child, data_dir: #{inspect(dir)}, wal_sync: #{inspect(sync)}, flush_threshold: 256] ++ #{inspect(extra_opts)})
     ids = for s <- 0..#{@series - 1}, do: elem(Tms.resolve(:child, "m", %{"s" => "\#{s}"}), 1)
     write = fn b ->
       raw = for {id, s} <- Enum.with_index(ids), i <- 0..#{@per_batch - 1}, into: <<>>,
@@ -137,5 +137,46 @@ defmodule Tms.CrashTest do
     assert kill9(port) != 0
     info = check(ctx, [{0, acked}])
     assert info.quarantined_files == 0
+  end
+
+  test "kill -9 while timers flush, compact and apply retention keeps every acknowledged point", ctx do
+    # Timers every few milliseconds: pending flush, cold flush with
+    # compaction, and retention (a century: the test data sits near 1970, so
+    # it deletes nothing but still records its cutoff each time).
+    timers = [
+      flush_interval: 5,
+      cold_after: 0,
+      cold_flush_interval: 10,
+      retention: 3_153_600_000_000,
+      retention_interval: 15
+    ]
+
+    Enum.reduce(1..3, [], fn round, acked_ranges ->
+      start = (round - 1) * 1000
+
+      code =
+        writer_code(
+          ctx.dir,
+          {:interval, 100},
+          "Stream.iterate(#{start}, &(&1 + 1)) |> Enum.each(write)",
+          timers
+        )
+
+      port = elixir_process(code)
+      acked = run_until(port, &(&1 >= start + 20 + :rand.uniform(60)))
+      assert is_integer(acked)
+      assert kill9(port) != 0
+      drain(port)
+      acked_ranges = [{start, acked} | acked_ranges]
+      info = check(ctx, acked_ranges)
+      assert info.quarantined_files == 0
+
+      IO.puts(
+        "kill round #{round} (timers): killed after batch #{acked}, #{info.segments} segments, replayed #{info.wal_replayed_points} points"
+      )
+
+      :ok = stop_supervised(ctx.store)
+      acked_ranges
+    end)
   end
 end

@@ -19,7 +19,7 @@ use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term
 
 use crate::engine::{
     BatchSeries, CompactReport, Config, Engine, FlushReport, FlushScope, Info, LabeledBatch,
-    QuerySpec, RetentionReport,
+    QuerySpec, RetentionReport, MAX_BATCH_POINTS,
 };
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
@@ -205,6 +205,15 @@ fn decode_batch<'a>(
     list: Term<'a>,
     default_ts: i64,
 ) -> Result<LabeledBatch<'a, Cow<'a, str>, &'a str>> {
+    // Refuse an oversized batch before decoding any of it.
+    let len = list
+        .list_length()
+        .map_err(|_| invalid("entries must be a proper list"))?;
+    if len > MAX_BATCH_POINTS {
+        return Err(invalid(format!(
+            "a batch may hold at most {MAX_BATCH_POINTS} points, got {len}"
+        )));
+    }
     let iter = list
         .into_list_iterator()
         .map_err(|_| invalid("entries must be a list"))?;
