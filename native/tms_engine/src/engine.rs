@@ -563,22 +563,9 @@ impl Engine {
         } else {
             16
         };
-        let (step, agg) = match (spec.step, spec.agg) {
-            (None, None) if spec.group_by.is_none() => {
-                let read = parallel_map(&series, min_parallel, |(id, _)| {
-                    self.series_points(*id, from, to)
-                })?;
-                return Ok(series
-                    .iter()
-                    .zip(read)
-                    .filter(|(_, points)| !points.is_empty())
-                    .map(|((_, key), points)| QueryResult {
-                        labels: key.labels.to_vec(),
-                        points,
-                    })
-                    .collect());
-            }
-            (Some(step), Some(agg)) if step > 0 => (step, agg),
+        let aggregation = match (spec.step, spec.agg) {
+            (None, None) if spec.group_by.is_none() => None,
+            (Some(step), Some(agg)) if step > 0 => Some((step, agg)),
             (Some(step), Some(_)) => {
                 return Err(EngineError::invalid(format!(
                     "step must be positive, got {step}"
@@ -588,22 +575,33 @@ impl Engine {
             (Some(_), None) => return Err(EngineError::invalid("step needs an agg")),
             (None, None) => return Err(EngineError::invalid("group_by needs a step and an agg")),
         };
+        let step_seconds = |step: i64| step as f64 / self.config.units_per_second as f64;
+        let (Some((step, agg)), Some(group_by)) = (aggregation, &spec.group_by) else {
+            // One result per series: its raw points, or its buckets.
+            let points = parallel_map(&series, min_parallel, |(id, _)| {
+                let points = self.series_points(*id, from, to)?;
+                Ok(match aggregation {
+                    None => points,
+                    Some((step, agg)) => {
+                        let buckets = query::bucketize(points.iter(), from, step, agg);
+                        Points::owned(query::finalize(&buckets, agg, step_seconds(step)))
+                    }
+                })
+            })?;
+            return Ok(series
+                .iter()
+                .zip(points)
+                .filter(|(_, points)| !points.is_empty())
+                .map(|((_, key), points)| QueryResult {
+                    labels: key.labels.to_vec(),
+                    points,
+                })
+                .collect());
+        };
         let buckets = parallel_map(&series, min_parallel, |(id, _)| {
             self.series_points(*id, from, to)
                 .map(|points| query::bucketize(points.iter(), from, step, agg))
         })?;
-        let step_seconds = step as f64 / self.config.units_per_second as f64;
-        let Some(group_by) = &spec.group_by else {
-            return Ok(series
-                .iter()
-                .zip(buckets)
-                .filter(|(_, b)| !b.is_empty())
-                .map(|((_, key), b)| QueryResult {
-                    labels: key.labels.to_vec(),
-                    points: Points::owned(query::finalize(&b, agg, step_seconds)),
-                })
-                .collect());
-        };
         let mut groups: BTreeMap<LabelSet, query::Buckets> = BTreeMap::new();
         for ((_, key), b) in series.iter().zip(buckets) {
             let group: LabelSet = group_by
@@ -623,7 +621,7 @@ impl Engine {
             .filter(|(_, b)| !b.is_empty())
             .map(|(labels, b)| QueryResult {
                 labels,
-                points: Points::owned(query::finalize(&b, agg, step_seconds)),
+                points: Points::owned(query::finalize(&b, agg, step_seconds(step))),
             })
             .collect())
     }

@@ -95,6 +95,18 @@ impl EngineError {
         }
     }
 
+    /// `Ok` when a file at `path` has the format version this build reads.
+    pub fn check_version(path: &Path, found: u32, supported: u32) -> Result<()> {
+        if found == supported {
+            return Ok(());
+        }
+        Err(EngineError::UnsupportedVersion {
+            path: path.display().to_string(),
+            found,
+            supported,
+        })
+    }
+
     /// An invalid-argument error with a message for the caller.
     pub fn invalid(message: impl Into<String>) -> Self {
         EngineError::InvalidArgument(message.into())

@@ -339,13 +339,7 @@ impl<H: BuildHasher> Registry<H> {
             ));
         }
         let version = r.u32("version").map_err(corrupt)?;
-        if version != VERSION {
-            return Err(EngineError::UnsupportedVersion {
-                path: path.display().to_string(),
-                found: version,
-                supported: VERSION,
-            });
-        }
+        EngineError::check_version(path, version, VERSION)?;
         let stored_crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
         if crc32fast::hash(body) != stored_crc {
             return Err(EngineError::corrupt(path, "checksum mismatch"));

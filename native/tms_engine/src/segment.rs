@@ -229,13 +229,7 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
         return Err(EngineError::corrupt(path, "header checksum mismatch"));
     }
     let version = r.u32("version").map_err(corrupt)?;
-    if version != VERSION {
-        return Err(EngineError::UnsupportedVersion {
-            path: path.display().to_string(),
-            found: version,
-            supported: VERSION,
-        });
-    }
+    EngineError::check_version(path, version, VERSION)?;
     let count = r.u32("chunk count").map_err(corrupt)? as usize;
     let partition = r.i64("partition").map_err(corrupt)?;
     let seq = r.u64("seq").map_err(corrupt)?;

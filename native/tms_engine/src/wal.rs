@@ -563,13 +563,7 @@ fn replay_segment(
         return Err(EngineError::corrupt(path, "not a WAL segment (bad magic)"));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != VERSION {
-        return Err(EngineError::UnsupportedVersion {
-            path: path.display().to_string(),
-            found: version,
-            supported: VERSION,
-        });
-    }
+    EngineError::check_version(path, version, VERSION)?;
     let mut pos = HEADER_LEN;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
