@@ -80,6 +80,8 @@ defmodule Tms.CrashTest do
       for {ts, v} <- points, do: assert(v == div(ts, 1000) + s / 100, "corrupt point #{ts} of series #{s}")
     end
 
+    acked = Enum.sum(for {first, last} <- acked_ranges, do: (last - first + 1) * @series * @per_batch)
+    IO.puts("  checked: #{acked} acknowledged points present, none lost or corrupt")
     Tms.info(store)
   end
 
