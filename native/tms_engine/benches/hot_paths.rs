@@ -1,0 +1,111 @@
+//! Micro-benchmarks of the engine's hot paths: a raw batch decoded,
+//! logged and buffered; a resolve that hits; a day's chunk encoded and
+//! decoded. `cargo bench --no-default-features` in native/tms_engine.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tms_engine::chunk;
+use tms_engine::engine::{Config, Engine, FlushScope};
+use tms_engine::wal::SyncMode;
+
+fn raw_batch(ids: &[u64], t0: i64) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(10_000 * 24);
+    for i in 0..10 {
+        for (n, &id) in ids.iter().enumerate() {
+            raw.extend_from_slice(&id.to_le_bytes());
+            raw.extend_from_slice(&(t0 + i * 10_000 + n as i64 % 7).to_le_bytes());
+            raw.extend_from_slice(&((n % 100) as f64 / 4.0).to_bits().to_le_bytes());
+        }
+    }
+    raw
+}
+
+fn engine_paths(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        wal_sync: SyncMode::Never,
+        max_buffered_points: u64::MAX,
+        ..Config::default()
+    };
+    let engine = Engine::open(dir.path(), config).expect("open");
+    let hosts: Vec<String> = (0..1000).map(|h| format!("host_{h}")).collect();
+    let ids: Vec<u64> = hosts
+        .iter()
+        .map(|h| {
+            engine
+                .resolve(
+                    "cpu",
+                    &mut [("hostname", h.as_str()), ("region", "eu-west-1")],
+                )
+                .expect("resolve")
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("write");
+    group.throughput(Throughput::Elements(10_000));
+    let mut round = 0i64;
+    group.bench_function("write_raw 10k points (validate, WAL append, buffer)", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                raw_batch(&ids, round * 100_000)
+            },
+            |raw| engine.write_raw(black_box(&raw)).expect("write"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    engine.flush(FlushScope::All).expect("flush");
+
+    c.bench_function("resolve hit (10 labels)", |b| {
+        let mut labels = vec![
+            ("arch", "x64"),
+            ("datacenter", "eu-west-1a"),
+            ("environment", "production"),
+            ("hostname", "host_42"),
+            ("os", "debian-12"),
+            ("rack", "5"),
+            ("region", "eu-west-1"),
+            ("service", "api"),
+            ("service_version", "2"),
+            ("team", "core"),
+        ];
+        engine.resolve("mem", &mut labels).expect("create");
+        b.iter(|| {
+            engine
+                .resolve(black_box("mem"), black_box(&mut labels))
+                .expect("hit")
+        })
+    });
+}
+
+fn chunk_paths(c: &mut Criterion) {
+    let day: Vec<(i64, f64)> = (0..8640)
+        .map(|i| {
+            (
+                1_700_000_000_000 + i * 10_000 + (i * 7919 % 51) - 25,
+                ((i * 37 % 1000) as f64 / 100.0).round(),
+            )
+        })
+        .collect();
+    let encoded = chunk::encode(&day, 8).expect("encode");
+    let mut group = c.benchmark_group("chunk");
+    group.throughput(Throughput::Elements(day.len() as u64));
+    group.bench_function("encode 8,640 points (pco level 8)", |b| {
+        b.iter(|| chunk::encode(black_box(&day), 8))
+    });
+    group.bench_function("decode 8,640 points", |b| {
+        b.iter(|| {
+            chunk::decode(
+                black_box(&encoded.timestamps),
+                black_box(&encoded.values),
+                day.len(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine_paths, chunk_paths);
+criterion_main!(benches);
