@@ -19,10 +19,54 @@ pub struct Encoded {
 pub fn encode(points: &[Point], level: usize) -> Result<Encoded, String> {
     let (timestamps, values): (Vec<i64>, Vec<f64>) = points.iter().copied().unzip();
     let config = pco::ChunkConfig::default().with_compression_level(level);
+    let ts_config = match scrape_interval(&timestamps) {
+        Some(interval) => config
+            .clone()
+            .with_mode_spec(pco::ModeSpec::TryIntMult(interval)),
+        None => config.clone(),
+    };
     let timestamps =
-        pco::standalone::simple_compress(&timestamps, &config).map_err(|e| e.to_string())?;
+        pco::standalone::simple_compress(&timestamps, &ts_config).map_err(|e| e.to_string())?;
     let values = pco::standalone::simple_compress(&values, &config).map_err(|e| e.to_string())?;
     Ok(Encoded { timestamps, values })
+}
+
+/// The interval of regularly scraped timestamps, when there is one.
+///
+/// Scrapes land near multiples of their interval, off by a few tens of
+/// milliseconds. pco stores such timestamps closest to their information
+/// (the jitter) when told the interval (its `IntMult` mode): measured on a
+/// 10 s scrape with ±25 ms jitter, 0.72 instead of 0.81 bytes per point. pco
+/// does not fall back from a wrong interval, so one is named only when
+/// nine in ten sampled gaps lie within 1% of the median gap, which is then
+/// rounded to two significant digits (9,998 ms becomes 10,000).
+fn scrape_interval(timestamps: &[i64]) -> Option<u64> {
+    const SAMPLE: usize = 256;
+    if timestamps.len() < 64 {
+        return None;
+    }
+    let step = (timestamps.len() / SAMPLE).max(1);
+    let mut gaps: Vec<i64> = timestamps
+        .windows(2)
+        .step_by(step)
+        .map(|w| w[1] - w[0])
+        .collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    if median < 100 {
+        return None;
+    }
+    let tolerance = median / 100;
+    let regular = gaps
+        .iter()
+        .filter(|&&g| (g - median).abs() <= tolerance)
+        .count();
+    if regular * 10 < gaps.len() * 9 {
+        return None;
+    }
+    let unit = 10i64.pow(median.ilog10().saturating_sub(1));
+    let interval = (median + unit / 2) / unit * unit;
+    u64::try_from(interval).ok()
 }
 
 /// Decompresses a chunk of `count` points.
@@ -91,6 +135,47 @@ mod tests {
         assert_eq!(
             decode(&enc.timestamps, &enc.values, points.len()).unwrap(),
             points
+        );
+    }
+
+    #[test]
+    fn jittered_scrapes_compress_near_their_jitter_and_irregular_ones_still_round_trip() {
+        let mut seed = 42u64;
+        let mut jitter = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 51) as i64 - 25
+        };
+        let scraped: Vec<Point> = (0..8640)
+            .map(|i| (1_700_000_000_030 + i * 10_000 + jitter(), 1.0))
+            .collect();
+        assert_eq!(
+            scrape_interval(&scraped.iter().map(|p| p.0).collect::<Vec<_>>()),
+            Some(10_000)
+        );
+        let enc = encode(&scraped, 8).unwrap();
+        assert!(
+            enc.timestamps.len() < 8640 * 3 / 4,
+            "{} bytes",
+            enc.timestamps.len()
+        );
+        assert_eq!(
+            decode(&enc.timestamps, &enc.values, scraped.len()).unwrap(),
+            scraped
+        );
+
+        let irregular: Vec<Point> = (0..500i64)
+            .map(|i| (i * i * 37 + (i % 7) * 1000, 2.0))
+            .collect();
+        assert_eq!(
+            scrape_interval(&irregular.iter().map(|p| p.0).collect::<Vec<_>>()),
+            None
+        );
+        let enc = encode(&irregular, 8).unwrap();
+        assert_eq!(
+            decode(&enc.timestamps, &enc.values, irregular.len()).unwrap(),
+            irregular
         );
     }
 
