@@ -49,7 +49,8 @@ fn scrape_interval(timestamps: &[i64]) -> Option<u64> {
     let mut gaps: Vec<i64> = timestamps
         .windows(2)
         .step_by(step)
-        .map(|w| w[1] - w[0])
+        // Sorted, so never negative; saturating for nanosecond extremes.
+        .map(|w| w[1].saturating_sub(w[0]))
         .collect();
     gaps.sort_unstable();
     let median = gaps[gaps.len() / 2];
