@@ -201,7 +201,7 @@ end
 vm_one_us = median.(200, vm_one)
 vm_fifty_us = median.(100, vm_fifty)
 Port.close(vm)
-System.cmd("kill", [Integer.to_string(vm_pid)])
+System.cmd("sh", ["-c", "kill #{vm_pid}"])
 
 # ---------------------------------------------------------------- Tms
 
