@@ -205,15 +205,6 @@ fn decode_batch<'a>(
     list: Term<'a>,
     default_ts: i64,
 ) -> Result<LabeledBatch<'a, Cow<'a, str>, &'a str>> {
-    // Refuse an oversized batch before decoding any of it.
-    let len = list
-        .list_length()
-        .map_err(|_| invalid("entries must be a proper list"))?;
-    if len > MAX_BATCH_POINTS {
-        return Err(invalid(format!(
-            "a batch may hold at most {MAX_BATCH_POINTS} points, got {len}"
-        )));
-    }
     let iter = list
         .into_list_iterator()
         .map_err(|_| invalid("entries must be a list"))?;
@@ -223,7 +214,16 @@ fn decode_batch<'a>(
         usize,
         FastBuildHasher,
     > = HashMap::default();
+    let mut same_hint: HashMap<u64, Vec<(Term<'a>, Term<'a>, usize)>, FastBuildHasher> =
+        HashMap::default();
     for (i, term) in iter.enumerate() {
+        // Refuse an oversized batch as soon as it shows (walking the list
+        // up front to count it costs a cache miss per entry).
+        if i == MAX_BATCH_POINTS {
+            return Err(invalid(format!(
+                "a batch may hold at most {MAX_BATCH_POINTS} points"
+            )));
+        }
         let at = |e: EngineError| invalid(format!("entry {i}: {e}"));
         let (metric, labels, value, ts) = if let Ok((m, l, v, t)) =
             term.decode::<(Term, Term, Term, Term)>()
@@ -242,24 +242,43 @@ fn decode_batch<'a>(
             None => {
                 let hint =
                     metric.hash_internal(0x6d65_7472_6963) ^ labels.hash_internal(0x6c61_6265_6c73);
-                let start = batch.labels.len();
-                let known = engine.hinted(hint, |key| same_series(metric, labels, key));
-                if known.is_none() {
-                    decode_labels(labels, &mut batch.labels).map_err(at)?;
-                }
-                batch.series.push(BatchSeries {
-                    metric: if known.is_some() {
-                        ""
-                    } else {
-                        decode_str(metric, "metric name").map_err(at)?
-                    },
-                    labels: start..batch.labels.len(),
-                    first_point: i,
-                    known,
-                    hint: Some(hint),
+                // Equal terms built apart (a map per entry) are compared in C
+                // with an earlier entry of this batch instead of decoded again.
+                let earlier = same_hint.get(&hint).and_then(|candidates| {
+                    candidates
+                        .iter()
+                        .find(|(m, l, _)| *m == metric && *l == labels)
+                        .map(|(_, _, series)| *series)
                 });
-                seen.insert(identity, batch.series.len() - 1);
-                batch.series.len() - 1
+                let series = match earlier {
+                    Some(series) => series,
+                    None => {
+                        let start = batch.labels.len();
+                        let known = engine.hinted(hint, |key| same_series(metric, labels, key));
+                        if known.is_none() {
+                            decode_labels(labels, &mut batch.labels).map_err(at)?;
+                        }
+                        batch.series.push(BatchSeries {
+                            metric: if known.is_some() {
+                                ""
+                            } else {
+                                decode_str(metric, "metric name").map_err(at)?
+                            },
+                            labels: start..batch.labels.len(),
+                            first_point: i,
+                            known,
+                            hint: Some(hint),
+                        });
+                        let series = batch.series.len() - 1;
+                        same_hint
+                            .entry(hint)
+                            .or_default()
+                            .push((metric, labels, series));
+                        series
+                    }
+                };
+                seen.insert(identity, series);
+                series
             }
         };
         let timestamp = ts.map_or(Ok(default_ts), decode_timestamp).map_err(at)?;
