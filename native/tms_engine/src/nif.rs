@@ -214,7 +214,7 @@ fn decode_batch<'a>(
         usize,
         FastBuildHasher,
     > = HashMap::default();
-    let mut same_hint: HashMap<u64, Vec<(Term<'a>, Term<'a>, usize)>, FastBuildHasher> =
+    let mut same_hint: HashMap<u64, (Term<'a>, Term<'a>, usize), FastBuildHasher> =
         HashMap::default();
     for (i, term) in iter.enumerate() {
         // Refuse an oversized batch as soon as it shows (walking the list
@@ -244,12 +244,10 @@ fn decode_batch<'a>(
                     metric.hash_internal(0x6d65_7472_6963) ^ labels.hash_internal(0x6c61_6265_6c73);
                 // Equal terms built apart (a map per entry) are compared in C
                 // with an earlier entry of this batch instead of decoded again.
-                let earlier = same_hint.get(&hint).and_then(|candidates| {
-                    candidates
-                        .iter()
-                        .find(|(m, l, _)| *m == metric && *l == labels)
-                        .map(|(_, _, series)| *series)
-                });
+                let earlier = same_hint
+                    .get(&hint)
+                    .filter(|(m, l, _)| *m == metric && *l == labels)
+                    .map(|(_, _, series)| *series);
                 let series = match earlier {
                     Some(series) => series,
                     None => {
@@ -270,10 +268,9 @@ fn decode_batch<'a>(
                             hint: Some(hint),
                         });
                         let series = batch.series.len() - 1;
-                        same_hint
-                            .entry(hint)
-                            .or_default()
-                            .push((metric, labels, series));
+                        // One candidate per hash: a second series with the same
+                        // 64-bit hash in one batch just takes the slower path.
+                        same_hint.entry(hint).or_insert((metric, labels, series));
                         series
                     }
                 };
