@@ -331,11 +331,6 @@ impl Engine {
         })
     }
 
-    /// The engine's settings.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EngineError::Closed);

@@ -31,11 +31,6 @@ pub fn range_of(points: &[Point], from: i64, to: i64) -> Range<usize> {
     start..end.max(start)
 }
 
-/// The part of a sorted run within `[from, to]`.
-pub fn in_range(points: &[Point], from: i64, to: i64) -> &[Point] {
-    &points[range_of(points, from, to)]
-}
-
 /// A sorted run of a series' points: part of a cached chunk (shared, not
 /// copied) or points of its own.
 #[derive(Debug, Clone)]
@@ -352,11 +347,11 @@ mod tests {
     }
 
     #[test]
-    fn in_range_is_inclusive() {
+    fn range_of_is_inclusive() {
         let pts = [(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.0)];
-        assert_eq!(in_range(&pts, 2, 3), &pts[1..3]);
-        assert!(in_range(&pts, 5, 9).is_empty());
-        assert!(in_range(&pts, 3, 2).is_empty());
+        assert_eq!(range_of(&pts, 2, 3), 1..3);
+        assert!(range_of(&pts, 5, 9).is_empty());
+        assert!(range_of(&pts, 3, 2).is_empty());
     }
 
     fn agg_of(points: &[Point], agg: Agg) -> Vec<Point> {
