@@ -23,8 +23,8 @@ w = Workload.new(hosts: 100, metrics: 10, start: start)
 {us, _} = :timer.tc(fn -> Workload.load_raw(w, :q, 8_640) end)
 :ok = Tms.flush(:q)
 # What the cold timer does once the day is closed: one chunk per series.
-{:ok, _} = Tms.Native.compact(Tms.Store.Owner.handle(:q).engine, 0)
-info = Tms.info(:q)
+{:ok, _} = Tms.compact(:q)
+info = Tms.info!(:q)
 
 IO.puts(
   "generated and loaded #{info.series} series in #{div(us, 1000)} ms; compacted: #{info.chunks} chunks, #{info.segment_bytes} bytes"
@@ -74,6 +74,6 @@ Tms.Bench.run(queries, warmup: 1, time: 3, title: "query uncached")
 
 {:ok, _} = Tms.start_link(name: :q, data_dir: dir)
 Tms.Bench.run(queries, warmup: 1, time: 3, title: "query cache hot")
-info = Tms.info(:q)
+info = Tms.info!(:q)
 IO.puts("cache: #{info.cache_hits} hits, #{info.cache_misses} misses, #{info.cache_bytes} bytes")
 :ok = Tms.stop(:q)

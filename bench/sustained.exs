@@ -106,10 +106,9 @@ end
 
 {flush_us, :ok} = :timer.tc(fn -> Tms.flush(:s) end)
 
-{compact_us, {:ok, compacted}} =
-  :timer.tc(fn -> Tms.Native.compact(Tms.Store.Owner.handle(:s).engine, 0) |> Tms.Error.wrap() end)
+{compact_us, {:ok, compacted}} = :timer.tc(fn -> Tms.compact(:s) end)
 
-info = Tms.info(:s)
+info = Tms.info!(:s)
 durable_s = (ingest_us + flush_us) / 1_000_000
 
 Process.exit(sampler, :kill)

@@ -234,7 +234,7 @@ tms_raw_cpu = beam_cpu_ms.() - client0
 :ok = Tms.stop(:vs_raw)
 
 :ok = Tms.flush(:vs)
-{:ok, _} = Tms.Native.compact(Tms.Store.Owner.handle(:vs).engine, 0)
+{:ok, _} = Tms.compact(:vs)
 tms_bytes = du.(tms_dir)
 
 tms_one = fn ->

@@ -40,7 +40,7 @@ peak = :counters.new(1, [])
 sampler =
   spawn(fn ->
     Stream.repeatedly(fn ->
-      memory = Tms.info(:bench).shard_memory_bytes
+      memory = Tms.info!(:bench).shard_memory_bytes
       if memory > :counters.get(peak, 1), do: :counters.put(peak, 1, memory)
       Process.sleep(20)
     end)
@@ -69,7 +69,7 @@ Tms.Bench.run(%{"write_async/5, 64 writers" => writer.(async, 64)},
 )
 
 Process.exit(sampler, :kill)
-info = Tms.info(:bench)
+info = Tms.info!(:bench)
 
 IO.puts(
   "\nshards: #{info.shards}; peak memory held by the shard processes: #{Float.round(:counters.get(peak, 1) / 1_048_576, 2)} MB; now #{Float.round(info.shard_memory_bytes / 1_048_576, 2)} MB"

@@ -65,7 +65,7 @@ IO.puts(
 )
 
 {t_flush, :ok} = ms.(fn -> Tms.flush(:demo) end)
-info = Tms.info(:demo)
+info = Tms.info!(:demo)
 IO.puts("flush (pco, #{info.chunks} chunks in #{info.segments} segments): #{round(t_flush)} ms")
 
 IO.puts(
@@ -75,7 +75,7 @@ IO.puts(
 
 :ok = Tms.stop(:demo)
 {t_open, {:ok, _}} = ms.(fn -> Tms.start_link(opts) end)
-reopened = Tms.info(:demo)
+reopened = Tms.info!(:demo)
 
 IO.puts(
   "\nrestart: open in #{Float.round(t_open, 2)} ms (#{reopened.segments} segments, " <>

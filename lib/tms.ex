@@ -61,44 +61,13 @@ defmodule Tms do
 
   ## Options
 
-    * `:name` (required) - the store's name, an atom; every call takes it.
-    * `:data_dir` (required) - the directory; created if missing. One store
-      per directory: a second one gets a `:locked` error.
-    * `:time_unit` - `:second`, `:millisecond` (default), `:microsecond` or
-      `:nanosecond`. Timestamps must lie within ±9999-12-31 in that unit.
-    * `:wal_sync` - see Durability. Default `{:interval, 100}`.
-    * `:partition_duration` - width of a time partition in `:time_unit`
-      (default one day). Segments never span partitions.
-    * `:flush_threshold` - points per series buffer that queue it for
-      flushing. Default 8192 (large chunks compress best).
-    * `:max_buffered_points` - memory ceiling: past it writes get
-      `:overloaded` until a flush. Default 20,000,000 (about 320 MB).
-    * `:compression_level` - pco level 0..12. Default 8.
-    * `:cache_bytes` - size of the decoded-chunk cache. Default 128 MiB.
-    * `:wal_segment_bytes` - WAL file size before rotation. Default 64 MiB.
-
+  #{Tms.Options.docs(:store)}
   Ingestion shards (for `write/5` and `write_async/5`):
 
-    * `:shards` - number of shard processes. Default `System.schedulers_online()`.
-    * `:batch_size` - points a shard gathers before writing them. Default 2000.
-    * `:batch_ms` - longest a shard holds asynchronous points. Default 5 ms.
-    * `:max_in_flight` - asynchronous points queued per shard before
-      `write_async/5` answers `:overloaded`. Default 10,000 (a queued point
-      costs about 0.5 KB of shard memory).
-
+  #{Tms.Options.docs(:ingest)}
   Housekeeping timers (wall-clock milliseconds, whatever the `:time_unit`):
 
-    * `:flush_interval` - how often buffers that reached `:flush_threshold`
-      are flushed. Default 1,000.
-    * `:cold_after` - a buffer idle this long is flushed, and a time
-      partition with no new segment for this long is compacted into one
-      segment with one chunk per series. Default 300,000 (5 min).
-    * `:cold_flush_interval` - how often the cold flush and compaction run.
-      Default 300,000.
-    * `:retention` - keep this much history (in `:time_unit`); older points
-      are deleted every `:retention_interval` (default 3,600,000). Default
-      `nil`: keep everything.
-
+  #{Tms.Options.docs(:timers)}
   Stopping a store (`stop/1`, its supervisor or the application stopping)
   writes what the shards hold, flushes every buffer and closes the files, so
   the next start replays nothing.
@@ -140,7 +109,6 @@ defmodule Tms do
   @type entry :: {metric(), labels(), value()} | {metric(), labels(), value(), timestamp()}
   @type series_id :: non_neg_integer()
   @type series_result :: %{
-          id: series_id(),
           metric: metric(),
           labels: %{String.t() => String.t()},
           points: [{timestamp(), value()}]
@@ -260,7 +228,8 @@ defmodule Tms do
   @spec write_batch(store(), [entry()]) :: :ok | {:error, Error.t()}
   def write_batch(store, entries) when is_list(entries) do
     with {:ok, handle} <- fetch(store) do
-      handle.engine |> Native.write_batch(entries, System.os_time(handle.time_unit)) |> Error.wrap()
+      with {:ok, _points} <- engine(:write_batch, [handle.engine, entries, System.os_time(handle.time_unit)]),
+           do: :ok
     end
   end
 
@@ -289,7 +258,7 @@ defmodule Tms do
   @spec write_batch_raw(store(), binary()) :: :ok | {:error, Error.t()}
   def write_batch_raw(store, binary) when is_binary(binary) do
     with {:ok, handle} <- fetch(store) do
-      handle.engine |> Native.write_raw(binary) |> Error.wrap()
+      with {:ok, _points} <- engine(:write_raw, [handle.engine, binary]), do: :ok
     end
   end
 
@@ -302,7 +271,7 @@ defmodule Tms do
   @spec resolve(store(), metric(), labels()) :: {:ok, series_id()} | {:error, Error.t()}
   def resolve(store, metric, labels) do
     with {:ok, handle} <- fetch(store) do
-      Native.resolve(handle.engine, metric, labels) |> Error.wrap()
+      engine(:resolve, [handle.engine, metric, labels])
     end
   end
 
@@ -379,7 +348,7 @@ defmodule Tms do
   def query_range(store, metric, matchers, from, to, opts) when is_integer(from) and is_integer(to) do
     with {:ok, opts} <- query_opts(opts),
          {:ok, handle} <- fetch(store) do
-      Native.query_range(handle.engine, metric, matchers, from, to, opts) |> Error.wrap()
+      engine(:query_range, [handle.engine, metric, matchers, from, to, opts])
     end
   rescue
     # from/to outside 64 bits do not decode in the NIF.
@@ -431,7 +400,7 @@ defmodule Tms do
   @spec series(store(), metric(), labels()) :: {:ok, [%{String.t() => String.t()}]} | {:error, Error.t()}
   def series(store, metric, matchers \\ %{}) do
     with {:ok, handle} <- fetch(store) do
-      Native.series(handle.engine, metric, matchers) |> Error.wrap()
+      engine(:series, [handle.engine, metric, matchers])
     end
   end
 
@@ -441,7 +410,7 @@ defmodule Tms do
   @spec label_values(store(), metric(), String.t() | atom()) :: {:ok, [String.t()]} | {:error, Error.t()}
   def label_values(store, metric, label) do
     with {:ok, handle} <- fetch(store) do
-      Native.label_values(handle.engine, metric, label) |> Error.wrap()
+      engine(:label_values, [handle.engine, metric, label])
     end
   end
 
@@ -451,7 +420,7 @@ defmodule Tms do
   @spec metrics(store()) :: {:ok, [metric()]} | {:error, Error.t()}
   def metrics(store) do
     with {:ok, handle} <- fetch(store) do
-      Native.metrics(handle.engine) |> Error.wrap()
+      engine(:metrics, [handle.engine])
     end
   end
 
@@ -463,8 +432,35 @@ defmodule Tms do
   @spec flush(store()) :: :ok | {:error, Error.t()}
   def flush(store) do
     with {:ok, handle} <- fetch(store),
-         {:ok, _report} <- Native.flush(handle.engine, :all) |> Error.wrap() do
+         {:ok, _report} <- engine(:flush, [handle.engine, :all]) do
       :ok
+    end
+  end
+
+  @doc """
+  Flushes every buffered point, then merges the segments of every time
+  partition (the current one included) into one segment per partition with
+  one chunk per series, as VictoriaMetrics' `force_merge` does. Points before
+  the retention cutoff are dropped on the way. The store does this by itself
+  for partitions idle for `:cold_after`; call it to measure the compacted
+  size or before a backup.
+
+  Returns what was merged, and every old file that could not be removed.
+  """
+  @spec compact(store()) ::
+          {:ok,
+           %{
+             partitions: non_neg_integer(),
+             segments_merged: non_neg_integer(),
+             bytes_before: non_neg_integer(),
+             bytes_after: non_neg_integer(),
+             unremoved: list()
+           }}
+          | {:error, Error.t()}
+  def compact(store) do
+    with {:ok, handle} <- fetch(store),
+         {:ok, _flushed} <- engine(:flush, [handle.engine, :all]) do
+      engine(:compact, [handle.engine, 0])
     end
   end
 
@@ -485,7 +481,7 @@ defmodule Tms do
           | {:error, Error.t()}
   def delete_before(store, cutoff) when is_integer(cutoff) do
     with {:ok, handle} <- fetch(store) do
-      Native.delete_before(handle.engine, cutoff) |> Error.wrap()
+      engine(:delete_before, [handle.engine, cutoff])
     end
   rescue
     ArgumentError -> invalid("cutoff must be a 64-bit integer")
@@ -494,7 +490,7 @@ defmodule Tms do
   def delete_before(_store, cutoff), do: invalid("cutoff must be an integer, got: #{inspect(cutoff)}")
 
   @doc """
-  Counters and sizes of a store. Counts and bytes are integers:
+  Counters and sizes of a store, as `{:ok, map}`. Counts and bytes are integers:
 
     * `:series`, `:buffered_points`, `:segments`, `:chunks`
     * `:segment_bytes`, `:wal_bytes` - bytes on disk
@@ -507,9 +503,10 @@ defmodule Tms do
       processes hold; `:async_in_flight`, `:async_write_errors`
     * `:data_dir`, `:time_unit`
   """
-  @spec info(store()) :: map() | {:error, Error.t()}
+  @spec info(store()) :: {:ok, map()} | {:error, Error.t()}
   def info(store) do
-    with {:ok, handle} <- fetch(store) do
+    with {:ok, handle} <- fetch(store),
+         {:ok, info} <- engine(:info, [handle.engine]) do
       shards = Tuple.to_list(handle.shards)
       counters = handle.counters
 
@@ -520,18 +517,30 @@ defmodule Tms do
             reduce: 0,
             do: (acc -> acc + bytes)
 
-      handle.engine
-      |> Native.info()
-      |> Map.merge(%{
-        data_dir: handle.data_dir,
-        time_unit: handle.time_unit,
-        shards: length(shards),
-        shard_memory_bytes: shard_memory,
-        async_in_flight: Enum.sum(for i <- 1..length(shards), do: :atomics.get(counters, i)),
-        async_write_errors: :atomics.get(counters, length(shards) + 1)
-      })
+      {:ok,
+       Map.merge(info, %{
+         data_dir: handle.data_dir,
+         time_unit: handle.time_unit,
+         shards: length(shards),
+         shard_memory_bytes: shard_memory,
+         async_in_flight: Enum.sum(for i <- 1..length(shards), do: :atomics.get(counters, i)),
+         async_write_errors: :atomics.get(counters, length(shards) + 1)
+       })}
     end
   end
+
+  @doc """
+  Like `info/1`, raising `Tms.Error` on failure.
+  """
+  @spec info!(store()) :: map()
+  def info!(store), do: bang(info(store))
+
+  @doc false
+  # The one way into the engine, for `Tms` and the store's own processes
+  # (owner, shards, flusher): calls a NIF of `Tms.Native` and turns its
+  # result into `{:ok, value}` or `{:error, %Tms.Error{}}`.
+  @spec engine(atom(), list()) :: {:ok, term()} | {:error, Error.t()}
+  def engine(fun, args), do: Native |> apply(fun, args) |> Error.from_engine()
 
   defp fetch(store) do
     case Owner.handle(store) do

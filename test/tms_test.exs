@@ -47,7 +47,7 @@ defmodule TmsTest do
           entries ++ [{"m1", built_apart, -1, 301}, {"m1", [dc: "x", host: "a"], -2, 302}]
         )
 
-      assert %{series: 2} = Tms.info(store)
+      assert %{series: 2} = Tms.info!(store)
       {:ok, [%{points: m1}]} = Tms.query_range(store, "m1", shared, 0, 1_000)
       assert length(m1) == 302
       assert Enum.take(m1, -2) == [{301, -1.0}, {302, -2.0}]
@@ -124,16 +124,16 @@ defmodule TmsTest do
       before = points(store, "m", %{}) ++ points(store, "n", %{})
       store = restart_store(ctx)
       assert points(store, "m", %{}) ++ points(store, "n", %{}) == before
-      assert %{series: 21} = Tms.info(store)
+      assert %{series: 21} = Tms.info!(store)
       assert {:ok, 20} = Tms.resolve(store, "n", %{"x" => "y"})
     end
 
     test "info reports integers", ctx do
       store = start_store(ctx)
       :ok = Tms.write_batch(store, [{"m", %{}, 1, 1}, {"m", %{}, 2, 2}])
-      assert %{series: 1, buffered_points: 2, segments: 0, flushes: 0} = Tms.info(store)
+      assert %{series: 1, buffered_points: 2, segments: 0, flushes: 0} = Tms.info!(store)
       :ok = Tms.flush(store)
-      info = Tms.info(store)
+      info = Tms.info!(store)
       assert %{buffered_points: 0, segments: 1, chunks: 1, flushes: 1} = info
 
       for key <- [:segment_bytes, :wal_bytes, :cache_hits, :cache_misses, :last_flush_unix_ms] do
@@ -187,7 +187,7 @@ defmodule TmsTest do
         "at most #{limit}"
       )
 
-      assert %{buffered_points: 0} = Tms.info(store)
+      assert %{buffered_points: 0} = Tms.info!(store)
     end
 
     test "the memory ceiling pushes back with :overloaded, and a flush relieves it", ctx do
@@ -206,7 +206,7 @@ defmodule TmsTest do
       assert {:error, %Tms.Error{kind: :overloaded, details: %{buffered: 20_000, limit: 25_000}}} =
                Tms.write_batch_raw(store, batch.(2))
 
-      assert %{buffered_points: 20_000} = Tms.info(store)
+      assert %{buffered_points: 20_000} = Tms.info!(store)
       :ok = Tms.flush(store)
       :ok = Tms.write_batch_raw(store, batch.(2))
       {:ok, [%{points: points}]} = Tms.query_range(store, "m", %{}, 0, 1_000_000)
@@ -216,7 +216,7 @@ defmodule TmsTest do
     test "a bad entry rejects the whole batch", %{store: store} do
       invalid?(Tms.write_batch(store, [{"ok", %{}, 1, 1}, {"ok", %{}, "bad", 2}]), "entry 1")
       assert {:ok, []} = Tms.query_range(store, "ok", %{}, 0, @far)
-      assert %{series: 0, buffered_points: 0} = Tms.info(store)
+      assert %{series: 0, buffered_points: 0} = Tms.info!(store)
     end
 
     test "queries", %{store: store} do

@@ -16,6 +16,8 @@ defmodule Tms.Error do
     * `:unsupported_version` - a file was written by a newer format
     * `:locked` - another store (in this VM or another OS process) has the directory
     * `:poisoned` - an fsync of the WAL failed; restart the store
+    * `:internal` - a failure inside the engine no argument caused (a worker
+      thread that panicked, the compressor refusing its input): a bug to report
     * `:closed` - the store was stopped
     * `:no_store` - no store runs under that name
 
@@ -33,6 +35,7 @@ defmodule Tms.Error do
           | :unsupported_version
           | :locked
           | :poisoned
+          | :internal
           | :closed
           | :no_store
 
@@ -45,12 +48,12 @@ defmodule Tms.Error do
   end
 
   @doc false
-  # Turns the engine's `{:error, {kind, details}}` into `{:error, %Tms.Error{}}`;
-  # passes every other result through.
-  @spec wrap(term()) :: term()
-  def wrap({:error, {kind, %{message: message} = details}}) when is_atom(kind) do
+  # Turns a NIF's result, `{:ok, value}` or `{:error, {kind, details}}`,
+  # into `{:ok, value}` or `{:error, %Tms.Error{}}`.
+  @spec from_engine({:ok, term()} | {:error, {kind(), map()}}) :: {:ok, term()} | {:error, t()}
+  def from_engine({:ok, _value} = ok), do: ok
+
+  def from_engine({:error, {kind, %{message: message} = details}}) when is_atom(kind) do
     {:error, %__MODULE__{kind: kind, message: message, details: details}}
   end
-
-  def wrap(other), do: other
 end

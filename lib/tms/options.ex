@@ -1,7 +1,8 @@
 defmodule Tms.Options do
   @moduledoc false
-  # Validates store options and fills in defaults. The defaults live here
-  # and nowhere else; `Tms`'s moduledoc documents them.
+  # The one schema of store options: it validates them, fills in defaults,
+  # and renders the option list of `Tms`'s moduledoc. Every default lives
+  # here and nowhere else (the engine receives every field explicitly).
 
   @units [:second, :millisecond, :microsecond, :nanosecond]
   @per_second %{second: 1, millisecond: 1_000, microsecond: 1_000_000, nanosecond: 1_000_000_000}
@@ -9,24 +10,39 @@ defmodule Tms.Options do
   @last_second 253_402_300_799
   @max_timestamp 4_611_686_018_427_387_903
 
-  @defaults [
-    time_unit: :millisecond,
-    wal_sync: {:interval, 100},
-    wal_segment_bytes: 64 * 1024 * 1024,
-    partition_duration: nil,
-    flush_threshold: 8192,
-    max_buffered_points: 20_000_000,
-    compression_level: 8,
-    cache_bytes: 128 * 1024 * 1024,
-    shards: nil,
-    batch_size: 2_000,
-    batch_ms: 5,
-    max_in_flight: 10_000,
-    flush_interval: 1_000,
-    cold_after: 300_000,
-    cold_flush_interval: 300_000,
-    retention: nil,
-    retention_interval: 3_600_000
+  # {key, group, default, type, doc}. A nil default means "computed", and
+  # the doc says from what.
+  @schema [
+    {:name, :store, :required, :atom, "the store's name; every call takes it."},
+    {:data_dir, :store, :required, :dir,
+     "the directory; created if missing. One store per directory: a second one gets a `:locked` error."},
+    {:time_unit, :store, :millisecond, {:in, @units},
+     "unit of every timestamp. Timestamps must lie within ±9999-12-31 in that unit."},
+    {:wal_sync, :store, {:interval, 100}, :sync, "when the WAL is fsynced; see Durability."},
+    {:partition_duration, :store, nil, {:nil_or, :pos_int},
+     "width of a time partition in `:time_unit` (`nil`: one day). Segments never span partitions."},
+    {:flush_threshold, :store, 8192, :pos_int,
+     "points per series buffer that queue it for flushing (large chunks compress best)."},
+    {:max_buffered_points, :store, 20_000_000, :pos_int,
+     "memory ceiling: past it writes get `:overloaded` until a flush (about 16 bytes a point)."},
+    {:compression_level, :store, 8, {:range, 0, 12}, "pco compression level."},
+    {:cache_bytes, :store, 128 * 1024 * 1024, :non_neg_int, "size of the decoded-chunk cache, in bytes."},
+    {:wal_segment_bytes, :store, 64 * 1024 * 1024, {:min, 4096}, "WAL file size before rotation, in bytes."},
+    {:shards, :ingest, nil, {:nil_or, :pos_int},
+     "number of shard processes (`nil`: `System.schedulers_online()`)."},
+    {:batch_size, :ingest, 2_000, :pos_int, "points a shard gathers before writing them."},
+    {:batch_ms, :ingest, 5, :pos_int, "longest a shard holds asynchronous points, in milliseconds."},
+    {:max_in_flight, :ingest, 10_000, :pos_int,
+     "asynchronous points queued per shard before `write_async/5` answers `:overloaded` (a queued point costs about 0.5 KB of shard memory)."},
+    {:flush_interval, :timers, 1_000, :pos_int,
+     "how often buffers that reached `:flush_threshold` are flushed, in milliseconds."},
+    {:cold_after, :timers, 300_000, :non_neg_int,
+     "a buffer idle this long (milliseconds) is flushed, and a time partition with no new segment for this long is compacted into one segment with one chunk per series."},
+    {:cold_flush_interval, :timers, 300_000, :pos_int,
+     "how often the cold flush and compaction run, in milliseconds."},
+    {:retention, :timers, nil, {:nil_or, :pos_int},
+     "keep this much history (in `:time_unit`); older points are deleted every `:retention_interval`. `nil`: keep everything."},
+    {:retention_interval, :timers, 3_600_000, :pos_int, "how often retention runs, in milliseconds."}
   ]
 
   @doc """
@@ -34,58 +50,37 @@ defmodule Tms.Options do
   or raises `ArgumentError` naming the bad option.
   """
   def validate!(opts) when is_list(opts) do
-    opts = Keyword.validate!(opts, [:name, :data_dir] ++ @defaults)
-    name = check(opts, :name, &is_atom/1, "an atom", required: true)
-    data_dir = check(opts, :data_dir, &valid_dir?/1, "a non-empty path string", required: true)
-    unit = check(opts, :time_unit, &(&1 in @units), "one of #{inspect(@units)}")
+    defaults = for {key, _, default, _, _} <- @schema, default != :required, do: {key, default}
+    opts = Keyword.validate!(opts, [:name, :data_dir | defaults])
+    values = Map.new(@schema, fn {key, _, default, type, _} -> {key, check!(opts, key, default, type)} end)
+    unit = values.time_unit
     per_second = Map.fetch!(@per_second, unit)
-    sync = check(opts, :wal_sync, &valid_sync?/1, ":always, :never or {:interval, ms} with ms > 0")
+    max_abs_timestamp = min(@last_second * per_second, @max_timestamp)
 
-    partition =
-      check(opts, :partition_duration, &(is_nil(&1) or pos_int?(&1)), "a positive integer (in time_unit)") ||
-        86_400 * per_second
+    engine =
+      values
+      |> Map.take(keys(:store) -- [:name, :data_dir, :time_unit])
+      |> Map.merge(%{
+        partition_duration: values.partition_duration || 86_400 * per_second,
+        max_abs_timestamp: max_abs_timestamp,
+        units_per_second: per_second
+      })
 
-    engine = %{
-      wal_sync: sync,
-      wal_segment_bytes:
-        check(opts, :wal_segment_bytes, &(pos_int?(&1) and &1 >= 4096), "an integer >= 4096"),
-      partition_duration: partition,
-      flush_threshold: check(opts, :flush_threshold, &pos_int?/1, "a positive integer"),
-      max_buffered_points: check(opts, :max_buffered_points, &pos_int?/1, "a positive integer"),
-      compression_level: check(opts, :compression_level, &(&1 in 0..12), "an integer from 0 to 12"),
-      cache_bytes: check(opts, :cache_bytes, &(is_integer(&1) and &1 >= 0), "a non-negative integer"),
-      max_abs_timestamp: min(@last_second * per_second, @max_timestamp),
-      units_per_second: per_second
-    }
-
-    ingest = %{
-      shards:
-        check(opts, :shards, &(is_nil(&1) or pos_int?(&1)), "a positive integer") ||
-          System.schedulers_online(),
-      batch_size: check(opts, :batch_size, &pos_int?/1, "a positive integer"),
-      batch_ms: check(opts, :batch_ms, &pos_int?/1, "a positive integer (milliseconds)"),
-      max_in_flight: check(opts, :max_in_flight, &pos_int?/1, "a positive integer"),
-      max_abs_timestamp: engine.max_abs_timestamp
-    }
-
-    timers = %{
-      flush_interval: check(opts, :flush_interval, &pos_int?/1, "a positive integer (milliseconds)"),
-      cold_after:
-        check(opts, :cold_after, &(is_integer(&1) and &1 >= 0), "a non-negative integer (milliseconds)"),
-      cold_flush_interval:
-        check(opts, :cold_flush_interval, &pos_int?/1, "a positive integer (milliseconds)"),
-      retention:
-        check(opts, :retention, &(is_nil(&1) or pos_int?(&1)), "nil or a positive integer (in time_unit)"),
-      retention_interval: check(opts, :retention_interval, &pos_int?/1, "a positive integer (milliseconds)")
-    }
+    ingest =
+      values
+      |> Map.take(keys(:ingest))
+      |> Map.merge(%{
+        shards: values.shards || System.schedulers_online(),
+        max_abs_timestamp: max_abs_timestamp
+      })
 
     %{
-      name: name,
-      data_dir: Path.expand(data_dir),
+      name: values.name,
+      data_dir: Path.expand(values.data_dir),
       time_unit: unit,
       engine: engine,
       ingest: ingest,
-      timers: timers
+      timers: Map.take(values, keys(:timers))
     }
   end
 
@@ -93,24 +88,63 @@ defmodule Tms.Options do
     raise ArgumentError, "Tms options must be a keyword list, got: #{inspect(opts)}"
   end
 
-  defp check(opts, key, valid?, expected, required \\ []) do
-    case Keyword.fetch(opts, key) do
-      {:ok, value} ->
-        if valid?.(value),
-          do: value,
-          else: raise(ArgumentError, "Tms option #{inspect(key)} must be #{expected}, got: #{inspect(value)}")
-
-      :error ->
-        if required[:required], do: raise(ArgumentError, "Tms option #{inspect(key)} is required")
+  @doc """
+  The option list of one group (`:store`, `:ingest`, `:timers`) as Markdown
+  bullets, defaults included, for `Tms`'s moduledoc.
+  """
+  def docs(group) do
+    for {key, ^group, default, _type, doc} <- @schema, into: "" do
+      "  * `#{inspect(key)}` - #{doc}#{default_doc(default)}\n"
     end
   end
 
-  defp pos_int?(value), do: is_integer(value) and value > 0
+  defp keys(group), do: for({key, ^group, _, _, _} <- @schema, do: key)
 
-  defp valid_sync?(:always), do: true
-  defp valid_sync?(:never), do: true
-  defp valid_sync?({:interval, ms}), do: pos_int?(ms)
-  defp valid_sync?(_), do: false
+  defp default_doc(:required), do: " Required."
+  defp default_doc(nil), do: ""
 
-  defp valid_dir?(dir), do: is_binary(dir) and dir != "" and String.valid?(dir)
+  defp default_doc(default) when is_integer(default) and default >= 10_000,
+    do: " Default `#{grouped(default)}`."
+
+  defp default_doc(default), do: " Default `#{inspect(default)}`."
+
+  defp grouped(n), do: n |> Integer.to_string() |> String.replace(~r/\B(?=(\d{3})+$)/, "_")
+
+  defp check!(opts, key, default, type) do
+    case Keyword.fetch(opts, key) do
+      {:ok, value} ->
+        if valid?(type, value),
+          do: value,
+          else:
+            raise(
+              ArgumentError,
+              "Tms option #{inspect(key)} must be #{expected(type)}, got: #{inspect(value)}"
+            )
+
+      :error when default == :required ->
+        raise ArgumentError, "Tms option #{inspect(key)} is required"
+    end
+  end
+
+  defp valid?(:atom, value), do: is_atom(value)
+  defp valid?(:dir, value), do: is_binary(value) and value != "" and String.valid?(value)
+  defp valid?(:pos_int, value), do: is_integer(value) and value > 0
+  defp valid?(:non_neg_int, value), do: is_integer(value) and value >= 0
+  defp valid?({:min, min}, value), do: is_integer(value) and value >= min
+  defp valid?({:range, min, max}, value), do: is_integer(value) and value >= min and value <= max
+  defp valid?({:in, values}, value), do: value in values
+  defp valid?({:nil_or, type}, value), do: is_nil(value) or valid?(type, value)
+
+  defp valid?(:sync, value),
+    do: value in [:always, :never] or match?({:interval, ms} when is_integer(ms) and ms > 0, value)
+
+  defp expected(:atom), do: "an atom"
+  defp expected(:dir), do: "a non-empty path string"
+  defp expected(:pos_int), do: "a positive integer"
+  defp expected(:non_neg_int), do: "a non-negative integer"
+  defp expected({:min, min}), do: "an integer >= #{min}"
+  defp expected({:range, min, max}), do: "an integer from #{min} to #{max}"
+  defp expected({:in, values}), do: "one of #{inspect(values)}"
+  defp expected({:nil_or, type}), do: "nil or #{expected(type)}"
+  defp expected(:sync), do: ":always, :never or {:interval, ms} with ms > 0"
 end

@@ -50,7 +50,7 @@ defmodule Tms.CorruptionTest do
     flip(wal, middle + 12)
 
     store = start_store(ctx)
-    info = Tms.info(store)
+    info = Tms.info!(store)
     assert info.quarantined_files == 1
     assert info.wal_corrupt_records == 1
     assert File.exists?(Path.join(ctx.dir, "quarantine"))
@@ -64,7 +64,7 @@ defmodule Tms.CorruptionTest do
     assert {:error, %Tms.Error{kind: :corrupt_data}} =
              Tms.query_range(store, "m", %{"host" => "b"}, 0, 10_000)
 
-    assert Tms.info(store).corrupt_chunk_reads == 1
+    assert Tms.info!(store).corrupt_chunk_reads == 1
   end
 
   test "a flipped byte in the registry stops the store from opening with a clear error", ctx do

@@ -83,7 +83,7 @@ defmodule Tms.CrashTest do
 
     acked = Enum.sum(for {first, last} <- acked_ranges, do: (last - first + 1) * @series * @per_batch)
     IO.puts("  checked: #{acked} acknowledged points present, none lost or corrupt")
-    Tms.info(store)
+    Tms.info!(store)
   end
 
   test "a VM halted without a flush loses nothing: the WAL is replayed", ctx do

@@ -31,7 +31,7 @@ defmodule Tms.QueryModelTest do
         {store, model}
 
       2 ->
-        {:ok, _} = Tms.Native.compact(Tms.Store.Owner.handle(store).engine, 0) |> Tms.Error.wrap()
+        {:ok, _} = Tms.compact(store)
         {store, model}
 
       3 ->

@@ -17,9 +17,9 @@ defmodule Tms.ResourcesTest do
       raw = for i <- 0..9_999, into: <<>>, do: <<id::little-64, b * 10_000 + i::little-signed-64, :rand.uniform()::little-float-64>>
       :ok = Tms.write_batch_raw(:child, raw)
     end
-    before = Tms.info(:child).buffered_points
+    before = Tms.info!(:child).buffered_points
     {:error, error} = Tms.flush(:child)
-    IO.puts("flush: \#{error.kind} \#{error.details[:errno]} buffered \#{before} -> \#{Tms.info(:child).buffered_points}")
+    IO.puts("flush: \#{error.kind} \#{error.details[:errno]} buffered \#{before} -> \#{Tms.info!(:child).buffered_points}")
     :erlang.halt(0)
     """
 
@@ -29,7 +29,7 @@ defmodule Tms.ResourcesTest do
     assert out =~ "flush: io efbig buffered 400000 -> 400000", out
 
     store = start_store(ctx)
-    assert %{wal_replayed_points: 400_000} = Tms.info(store)
+    assert %{wal_replayed_points: 400_000} = Tms.info!(store)
     :ok = Tms.flush(store)
     {:ok, [%{points: points}]} = Tms.query_range(store, "noise", %{}, 0, 1_000_000)
     assert length(points) == 400_000

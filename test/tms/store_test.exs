@@ -56,7 +56,7 @@ defmodule Tms.StoreTest do
 
       points = all_points(store, "req")
       assert points |> Map.values() |> Enum.map(&length/1) |> Enum.sum() == 4000
-      assert %{shards: 3, series: 20} = Tms.info(store)
+      assert %{shards: 3, series: 20} = Tms.info!(store)
     end
 
     test "a bad point fails only its own caller", ctx do
@@ -78,14 +78,14 @@ defmodule Tms.StoreTest do
       :ok = :sys.suspend(shard)
       for t <- 1..3, do: assert(:ok = Tms.write_async(store, "a", %{}, t, t))
       assert {:error, %Tms.Error{kind: :overloaded}} = Tms.write_async(store, "a", %{}, 4, 4)
-      assert %{async_in_flight: 3} = Tms.info(store)
+      assert %{async_in_flight: 3} = Tms.info!(store)
       :ok = :sys.resume(shard)
-      eventually(fn -> Tms.info(store).async_in_flight == 0 end)
+      eventually(fn -> Tms.info!(store).async_in_flight == 0 end)
       assert :ok = Tms.write_async(store, "a", %{}, 4, 4)
       :ok = Tms.write(store, "a", %{}, 5, 5)
       assert %{%{} => [{1, 1.0}, {2, 2.0}, {3, 3.0}, {4, 4.0}, {5, 5.0}]} = all_points(store, "a")
       :ok = Tms.write_async(store, "a", %{"bad" => 1}, 6, 6)
-      eventually(fn -> Tms.info(store).async_write_errors == 1 end)
+      eventually(fn -> Tms.info!(store).async_write_errors == 1 end)
     end
 
     test "stopping the store writes what the shards hold and leaves nothing to replay", ctx do
@@ -93,7 +93,7 @@ defmodule Tms.StoreTest do
       for t <- 1..500, do: :ok = Tms.write_async(store, "s", %{"h" => "#{rem(t, 7)}"}, t, t)
       :ok = Tms.write(store, "s", %{"h" => "sync"}, 1, 1)
       store = restart_store(ctx)
-      info = Tms.info(store)
+      info = Tms.info!(store)
       assert info.wal_replayed_points == 0
       assert info.buffered_points == 0
       assert all_points(store, "s") |> Map.values() |> Enum.map(&length/1) |> Enum.sum() == 501
@@ -112,11 +112,11 @@ defmodule Tms.StoreTest do
 
       for round <- 0..4 do
         :ok = Tms.write_batch(store, for(t <- 1..25, do: {"c", %{"r" => "x"}, t, round * 100 + t}))
-        eventually(fn -> Tms.info(store).buffered_points == 0 end)
+        eventually(fn -> Tms.info!(store).buffered_points == 0 end)
       end
 
       # Compaction merges the partition's segments into one.
-      eventually(fn -> Tms.info(store).segments == 1 end)
+      eventually(fn -> Tms.info!(store).segments == 1 end)
       assert %{%{"r" => "x"} => points} = all_points(store, "c")
       assert length(points) == 125
     end
@@ -127,7 +127,7 @@ defmodule Tms.StoreTest do
       :ok = Tms.write_batch(store, [{"r", %{}, 1, now - 3_600_000}, {"r", %{}, 2, now}])
       :ok = Tms.flush(store)
       eventually(fn -> all_points(store, "r") == %{%{} => [{now, 2.0}]} end)
-      eventually(fn -> Tms.info(store).segments == 1 end)
+      eventually(fn -> Tms.info!(store).segments == 1 end)
     end
   end
 

@@ -48,7 +48,7 @@ defmodule Tms.StressTest do
     check.(store)
 
     IO.puts(
-      "stress: #{map_size(written)} acknowledged points checked, #{reads} queries answered, #{Tms.info(store).flushes} flushes"
+      "stress: #{map_size(written)} acknowledged points checked, #{reads} queries answered, #{Tms.info!(store).flushes} flushes"
     )
 
     check.(restart_store(ctx))

@@ -31,22 +31,22 @@ defmodule Tms.Store.Flusher do
 
   @impl true
   def handle_info(:pending, state) do
-    run(state, "flush", fn -> Tms.Native.flush(state.engine, :pending) end)
+    run(state, "flush", fn -> Tms.engine(:flush, [state.engine, :pending]) end)
     arm(:pending, state.config.timers.flush_interval)
     {:noreply, state}
   end
 
   def handle_info(:cold, state) do
     cold_after = state.config.timers.cold_after
-    run(state, "cold flush", fn -> Tms.Native.flush(state.engine, {:idle, cold_after}) end)
-    run(state, "compaction", fn -> Tms.Native.compact(state.engine, cold_after) end)
+    run(state, "cold flush", fn -> Tms.engine(:flush, [state.engine, {:idle, cold_after}]) end)
+    run(state, "compaction", fn -> Tms.engine(:compact, [state.engine, cold_after]) end)
     arm(:cold, state.config.timers.cold_flush_interval)
     {:noreply, state}
   end
 
   def handle_info(:retention, state) do
     cutoff = System.os_time(state.config.time_unit) - state.config.timers.retention
-    run(state, "retention", fn -> Tms.Native.delete_before(state.engine, cutoff) end)
+    run(state, "retention", fn -> Tms.engine(:delete_before, [state.engine, cutoff]) end)
     arm(:retention, state.config.timers.retention_interval)
     {:noreply, state}
   end
@@ -57,7 +57,7 @@ defmodule Tms.Store.Flusher do
   # the flusher into the same failure. The engine keeps failed flushes'
   # points buffered and retries them on the next tick.
   defp run(state, what, fun) do
-    case fun.() |> Tms.Error.wrap() do
+    case fun.() do
       {:ok, %{unremoved: [_ | _] = files}} ->
         Logger.error("Tms store #{inspect(state.store)}: #{what} could not remove #{inspect(files)}")
 

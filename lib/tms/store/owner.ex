@@ -23,7 +23,7 @@ defmodule Tms.Store.Owner do
     Process.flag(:trap_exit, true)
     close_stale(config.name)
 
-    case Tms.Native.open(config.data_dir, config.engine) |> Tms.Error.wrap() do
+    case Tms.engine(:open, [config.data_dir, config.engine]) do
       {:ok, engine} ->
         shards = config.ingest.shards
 
@@ -39,7 +39,7 @@ defmodule Tms.Store.Owner do
         }
 
         :persistent_term.put({Tms, config.name}, handle)
-        report_problems(config, Tms.Native.info(engine))
+        report_problems(config, Tms.engine(:info, [engine]))
         {:ok, %{name: config.name, engine: engine}}
 
       {:error, error} ->
@@ -51,8 +51,8 @@ defmodule Tms.Store.Owner do
   def terminate(_reason, state) do
     :persistent_term.erase({Tms, state.name})
 
-    case Tms.Native.close(state.engine) |> Tms.Error.wrap() do
-      :ok ->
+    case Tms.engine(:close, [state.engine]) do
+      {:ok, _final_flush} ->
         :ok
 
       {:error, error} ->
@@ -65,13 +65,17 @@ defmodule Tms.Store.Owner do
   defp close_stale(name) do
     with %{engine: engine} <- handle(name) do
       :persistent_term.erase({Tms, name})
-      Tms.Native.close(engine)
+      Tms.engine(:close, [engine])
     end
   end
 
-  defp report_problems(config, info) do
+  defp report_problems(config, {:ok, info}) do
     for problem <- info.problems do
       Logger.warning("Tms store #{inspect(config.name)}: #{problem}")
     end
+  end
+
+  defp report_problems(config, {:error, error}) do
+    Logger.warning("Tms store #{inspect(config.name)}: could not read its state: #{error.message}")
   end
 end

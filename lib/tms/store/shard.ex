@@ -166,7 +166,7 @@ defmodule Tms.Store.Shard do
         {:ok, id, state}
 
       ids ->
-        with {:ok, id} <- Tms.Native.resolve(state.engine, metric, labels) |> Tms.Error.wrap() do
+        with {:ok, id} <- Tms.engine(:resolve, [state.engine, metric, labels]) do
           ids = if map_size(ids) >= @max_cached_series, do: %{}, else: ids
           {:ok, id, %{state | ids: Map.put(ids, {metric, labels}, id)}}
         end

@@ -5,9 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tms_engine::chunk;
 use tms_engine::engine::{Config, Engine, FlushScope};
-use tms_engine::wal::SyncMode;
+use tms_engine::storage::chunk;
 
 fn raw_batch(ids: &[u64], t0: i64) -> Vec<u8> {
     let mut raw = Vec::with_capacity(10_000 * 24);
@@ -24,9 +23,8 @@ fn raw_batch(ids: &[u64], t0: i64) -> Vec<u8> {
 fn engine_paths(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
-        wal_sync: SyncMode::Never,
         max_buffered_points: u64::MAX,
-        ..Config::default()
+        ..Config::scratch()
     };
     let engine = Engine::open(dir.path(), config).expect("open");
     let hosts: Vec<String> = (0..1000).map(|h| format!("host_{h}")).collect();

@@ -17,11 +17,7 @@ use std::sync::Arc;
 use dashmap::{DashMap, DashSet};
 
 use crate::hash::FastBuildHasher;
-use crate::registry::SeriesId;
-use crate::wal::POINT_BYTES;
-
-/// A timestamp and a value.
-pub type Point = (i64, f64);
+use crate::types::{decode_entry, sort_dedup, Point, SeriesId, POINT_BYTES};
 
 /// Which buffer a point goes to: its series and its time partition.
 pub type BufferKey = (SeriesId, i64);
@@ -89,36 +85,6 @@ impl SeriesBuffers {
         };
         &mut self.parts[index]
     }
-}
-
-/// Decodes one 24-byte raw entry (series, timestamp, value bits).
-#[inline]
-pub fn decode_entry(entry: &[u8]) -> (SeriesId, i64, f64) {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&entry[0..8]);
-    let series = u64::from_le_bytes(word);
-    word.copy_from_slice(&entry[8..16]);
-    let ts = i64::from_le_bytes(word);
-    word.copy_from_slice(&entry[16..24]);
-    (series, ts, f64::from_bits(u64::from_le_bytes(word)))
-}
-
-/// Sorts by timestamp and keeps the last written point of equal timestamps
-/// (last write wins). The sort is stable, and skipped when already in order.
-pub fn sort_dedup(points: &mut Vec<Point>, out_of_order: bool) {
-    if out_of_order {
-        points.sort_by_key(|p| p.0);
-    }
-    let mut kept = 0;
-    for read in 0..points.len() {
-        if kept > 0 && points[kept - 1].0 == points[read].0 {
-            points[kept - 1] = points[read];
-        } else {
-            points[kept] = points[read];
-            kept += 1;
-        }
-    }
-    points.truncate(kept);
 }
 
 /// Every hot buffer of an engine, keyed by series.
@@ -325,21 +291,9 @@ mod tests {
     fn raw(entries: &[(u64, i64, f64)]) -> Vec<u8> {
         let mut out = Vec::new();
         for &(s, t, v) in entries {
-            out.extend_from_slice(&s.to_le_bytes());
-            out.extend_from_slice(&t.to_le_bytes());
-            out.extend_from_slice(&v.to_bits().to_le_bytes());
+            crate::types::encode_entry(&mut out, s, t, v);
         }
         out
-    }
-
-    #[test]
-    fn sort_dedup_keeps_the_last_write_of_a_timestamp() {
-        let mut points = vec![(3, 1.0), (1, 1.0), (3, 2.0), (2, 1.0), (1, 9.0)];
-        sort_dedup(&mut points, true);
-        assert_eq!(points, vec![(1, 9.0), (2, 1.0), (3, 2.0)]);
-        let mut in_order = vec![(1, 1.0), (1, 2.0), (2, 3.0)];
-        sort_dedup(&mut in_order, false);
-        assert_eq!(in_order, vec![(1, 2.0), (2, 3.0)]);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The one error type of the engine.
 //!
-//! Every fallible path returns [`EngineError`]. The NIF layer encodes each
-//! variant as `{:error, {kind_atom, details_map}}` so that Elixir code can
-//! match on the kind instead of parsing a message. Variants hold plain data
+//! Every fallible path returns [`EngineError`]. The NIF layer (nif/error.rs)
+//! encodes each variant as `{:error, {kind_atom, details_map}}` so that
+//! Elixir code can match on the kind instead of parsing a message. Variants hold plain data
 //! (an `io::ErrorKind` and a message rather than an `io::Error`) so that a
 //! value crossing the NIF boundary is `RefUnwindSafe` and `Clone`.
 
@@ -59,6 +59,10 @@ pub enum EngineError {
     /// The store must be reopened (which replays what reached the disk).
     #[error("the write-ahead log failed an fsync earlier ({0}); reopen the store")]
     Poisoned(String),
+    /// A failure inside the engine that no argument caused (a worker thread
+    /// that panicked, the compressor refusing its input): a bug to report.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl EngineError {
@@ -74,6 +78,7 @@ impl EngineError {
             EngineError::Locked { .. } => "locked",
             EngineError::Closed => "closed",
             EngineError::Poisoned(_) => "poisoned",
+            EngineError::Internal(_) => "internal",
         }
     }
 
@@ -110,6 +115,11 @@ impl EngineError {
     /// An invalid-argument error with a message for the caller.
     pub fn invalid(message: impl Into<String>) -> Self {
         EngineError::InvalidArgument(message.into())
+    }
+
+    /// An internal error (a bug, not the caller's doing).
+    pub fn internal(message: impl Into<String>) -> Self {
+        EngineError::Internal(message.into())
     }
 }
 

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, EngineError, Result};
+use crate::layout::Layout;
 
 /// Suffix of a file that is being written and is not yet part of the store.
 pub const TMP_SUFFIX: &str = ".tmp";
@@ -78,7 +79,8 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// An exclusive advisory lock on `<dir>/LOCK`, held for the life of an engine.
+/// An exclusive advisory lock on a data directory's lock file, held for the
+/// life of an engine.
 ///
 /// The lock is an `flock`, so the kernel releases it when the process dies:
 /// a `kill -9` never leaves a directory that cannot be reopened. Two engines
@@ -89,9 +91,10 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    /// Takes the lock, or fails with [`EngineError::Locked`] if it is held.
-    pub fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join("LOCK");
+    /// Takes the lock of `layout`'s directory, or fails with
+    /// [`EngineError::Locked`] if it is held.
+    pub fn acquire(layout: &Layout) -> Result<DirLock> {
+        let path = layout.lock();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -101,7 +104,7 @@ impl DirLock {
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file }),
             Err(TryLockError::WouldBlock) => Err(EngineError::Locked {
-                path: dir.display().to_string(),
+                path: layout.root().display().to_string(),
             }),
             Err(TryLockError::Error(err)) => Err(EngineError::io("lock", &path, err)),
         }
@@ -115,13 +118,14 @@ mod tests {
     #[test]
     fn a_second_lock_on_the_same_directory_is_refused_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let first = DirLock::acquire(dir.path()).unwrap();
+        let layout = Layout::new(dir.path());
+        let first = DirLock::acquire(&layout).unwrap();
         assert!(matches!(
-            DirLock::acquire(dir.path()),
+            DirLock::acquire(&layout),
             Err(EngineError::Locked { .. })
         ));
         drop(first);
-        DirLock::acquire(dir.path()).unwrap();
+        DirLock::acquire(&layout).unwrap();
     }
 
     #[test]

@@ -1,24 +1,37 @@
 //! Storage engine of Tms, an embedded time-series database for Elixir.
 //!
 //! Everything but `nif` is a plain Rust library, tested with
-//! `cargo test --no-default-features`.
+//! `cargo test --no-default-features`. Modules form a DAG; each names only
+//! modules below it (checked by `../shared/tools/module_graph.py`):
+//!
+//! ```text
+//! nif                          terms in, terms out (the only rustler code)
+//! engine                       Engine: open, write, read, flush, maintenance, stats
+//! query   storage   buffer     step aggregation; chunks, segments, chunk index; hot buffers
+//! registry  wal                series ids (over index); frames + records
+//! index                        label postings and matchers
+//! types series_key layout retention parallel codec files hash error   leaves
+//! ```
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
 pub mod buffer;
-pub mod chunk;
 pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod files;
 pub mod hash;
 pub mod index;
+pub mod layout;
+pub mod parallel;
 pub mod query;
 pub mod registry;
 pub mod retention;
-pub mod segment;
+pub mod series_key;
+pub mod storage;
+pub mod types;
 pub mod wal;
 
 #[cfg(feature = "nif")]

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::buffer::{sort_dedup, Point};
+use crate::types::{sort_dedup, Point};
 
 /// Merges runs of points, each sorted and deduplicated and ordered oldest
 /// write first, into one sorted run where, for equal timestamps, the point

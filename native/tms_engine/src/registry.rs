@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! magic "TMSREG01" | version u32 | count u64 | count × series | crc32 u32
-//! series = metric str16 | label count u16 | (name str16, value str32) × count
+//! series = a series key, encoded as series_key.rs says
 //! ```
 //! The CRC covers every byte before it. A file that fails it is an error at
 //! open: loading part of a registry would orphan the other series' data.
@@ -30,112 +30,16 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
-use crate::codec::{put_str16, put_str32, DecodeError, Reader};
+use crate::codec::{DecodeError, Reader};
 use crate::error::{EngineError, Result};
 use crate::files::write_atomic;
 use crate::hash::FastBuildHasher;
 use crate::index::{LabelIndex, Matcher};
-
-/// Dense, sequential series id.
-pub type SeriesId = u64;
-
-/// Longest metric or label name, in bytes.
-pub const MAX_NAME_BYTES: usize = 256;
-/// Longest label value, in bytes (VictoriaMetrics' default cap too).
-pub const MAX_VALUE_BYTES: usize = 4096;
-/// Most labels on one series.
-pub const MAX_LABELS: usize = 64;
+use crate::series_key::{self, SeriesKey};
+use crate::types::SeriesId;
 
 const MAGIC: &[u8; 8] = b"TMSREG01";
 const VERSION: u32 = 1;
-/// File name of the registry snapshot inside a data directory.
-pub const FILE_NAME: &str = "registry.tms";
-
-/// A series' identity: a metric name and its labels sorted by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeriesKey {
-    pub metric: Box<str>,
-    pub labels: Box<[(Box<str>, Box<str>)]>,
-}
-
-impl SeriesKey {
-    /// Builds a key from canonical (sorted, validated) labels.
-    fn new<K: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &[(K, V)]) -> Self {
-        SeriesKey {
-            metric: metric.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.as_ref().into(), v.as_ref().into()))
-                .collect(),
-        }
-    }
-
-    fn same_labels<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
-        self.labels.len() == labels.len()
-            && self
-                .labels
-                .iter()
-                .zip(labels)
-                .all(|((a, b), (k, v))| **a == *k.as_ref() && **b == *v.as_ref())
-    }
-
-    /// The value of label `name`, if the series has it.
-    pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .binary_search_by(|(k, _)| (**k).cmp(name))
-            .ok()
-            .map(|i| &*self.labels[i].1)
-    }
-}
-
-/// Checks a metric name and labels against the limits and sorts the labels
-/// by name, the canonical order every lookup and stored key uses.
-pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
-    metric: &str,
-    labels: &mut [(K, V)],
-) -> Result<()> {
-    if metric.is_empty() {
-        return Err(EngineError::invalid("metric name must not be empty"));
-    }
-    if metric.len() > MAX_NAME_BYTES {
-        return Err(EngineError::invalid(format!(
-            "metric name is {} bytes, the limit is {MAX_NAME_BYTES}",
-            metric.len()
-        )));
-    }
-    if labels.len() > MAX_LABELS {
-        return Err(EngineError::invalid(format!(
-            "{} labels, the limit is {MAX_LABELS}",
-            labels.len()
-        )));
-    }
-    for (name, value) in labels.iter() {
-        let (name, value) = (name.as_ref(), value.as_ref());
-        if name.is_empty() || name.len() > MAX_NAME_BYTES {
-            return Err(EngineError::invalid(format!(
-                "label name must be 1 to {MAX_NAME_BYTES} bytes, got {}",
-                name.len()
-            )));
-        }
-        if value.is_empty() || value.len() > MAX_VALUE_BYTES {
-            return Err(EngineError::invalid(format!(
-                "label {name:?}: value must be 1 to {MAX_VALUE_BYTES} bytes, got {}",
-                value.len()
-            )));
-        }
-    }
-    labels.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-    if let Some(pair) = labels
-        .windows(2)
-        .find(|w| w[0].0.as_ref() == w[1].0.as_ref())
-    {
-        return Err(EngineError::invalid(format!(
-            "label {:?} given twice",
-            pair[0].0.as_ref()
-        )));
-    }
-    Ok(())
-}
 
 /// The series of one metric, found by a hash of their labels.
 #[derive(Default)]
@@ -346,7 +250,7 @@ impl<H: BuildHasher> Registry<H> {
         }
         let count = r.u64("series count").map_err(corrupt)?;
         for id in 0..count {
-            let key = decode_key(&mut r).map_err(corrupt)?;
+            let key = series_key::decode_key(&mut r).map_err(corrupt)?;
             self.insert(id, Arc::new(key));
         }
         if r.remaining() != 0 {
@@ -366,39 +270,11 @@ fn encode_snapshot(keys: &[Arc<SeriesKey>]) -> Vec<u8> {
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
     for key in keys {
-        encode_key(&mut out, key);
+        series_key::encode_key(&mut out, key);
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
-}
-
-/// Appends the encoding of `key` (shared by the snapshot and the WAL).
-pub fn encode_key(out: &mut Vec<u8>, key: &SeriesKey) {
-    put_str16(out, &key.metric);
-    out.extend_from_slice(&(key.labels.len() as u16).to_le_bytes());
-    for (name, value) in key.labels.iter() {
-        put_str16(out, name);
-        put_str32(out, value);
-    }
-}
-
-/// Decodes a key written by [`encode_key`], rejecting keys that are not
-/// canonical (a bit flip that happens to keep the checksum must not create
-/// an unreachable series).
-pub fn decode_key(r: &mut Reader<'_>) -> Result<SeriesKey, DecodeError> {
-    let metric = r.str16("metric name")?;
-    let count = r.u16("label count")? as usize;
-    let mut labels = Vec::with_capacity(count.min(MAX_LABELS));
-    for _ in 0..count {
-        labels.push((r.str16("label name")?, r.str32("label value")?));
-    }
-    let was_sorted = labels.windows(2).all(|w| w[0].0 < w[1].0);
-    canonicalize(metric, &mut labels).map_err(|e| DecodeError(e.to_string()))?;
-    if !was_sorted {
-        return Err(DecodeError("labels are not in canonical order".into()));
-    }
-    Ok(SeriesKey::new(metric, &labels))
 }
 
 #[cfg(test)]
@@ -460,24 +336,9 @@ mod tests {
     }
 
     #[test]
-    fn canonicalize_sorts_and_rejects_bad_labels() {
-        let mut labels = vec![("b", "2"), ("a", "1")];
-        canonicalize("m", &mut labels).unwrap();
-        assert_eq!(labels, vec![("a", "1"), ("b", "2")]);
-        assert!(canonicalize("", &mut Vec::<(&str, &str)>::new()).is_err());
-        assert!(canonicalize("m", &mut [("a", "1"), ("a", "2")]).is_err());
-        assert!(canonicalize("m", &mut [("", "1")]).is_err());
-        assert!(canonicalize("m", &mut [("a", "")]).is_err());
-        let huge = "x".repeat(MAX_VALUE_BYTES + 1);
-        assert!(canonicalize("m", &mut [("a", huge.as_str())]).is_err());
-        let many: Vec<(String, &str)> = (0..=MAX_LABELS).map(|i| (format!("l{i}"), "v")).collect();
-        assert!(canonicalize("m", &mut many.clone()).is_err());
-    }
-
-    #[test]
     fn snapshot_round_trips_and_a_flipped_byte_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = crate::layout::Layout::new(dir.path()).registry();
         let reg = Registry::new();
         reg.resolve("cpu", &[("host", "a"), ("zone", "ü")], none)
             .unwrap();

@@ -17,8 +17,6 @@ use crate::error::{EngineError, Result};
 use crate::files::write_atomic;
 
 const MAGIC: &[u8; 8] = b"TMSRET01";
-/// File name of the cutoff inside a data directory.
-pub const FILE_NAME: &str = "retention.tms";
 
 /// Reads the recorded cutoff; `i64::MIN` (keep everything) if none.
 pub fn load(path: &Path) -> Result<i64> {
@@ -57,7 +55,7 @@ mod tests {
     #[test]
     fn the_cutoff_round_trips_and_damage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = crate::layout::Layout::new(dir.path()).cutoff();
         assert_eq!(load(&path).unwrap(), i64::MIN);
         store(&path, -42).unwrap();
         assert_eq!(load(&path).unwrap(), -42);

@@ -10,7 +10,8 @@ use std::path::Path;
 use proptest::prelude::*;
 use tms_engine::engine::FlushScope;
 use tms_engine::registry::Registry;
-use tms_engine::{chunk, retention, segment, wal};
+use tms_engine::storage::{chunk, segment};
+use tms_engine::{retention, wal};
 
 /// Valid files of each kind, written by a real engine, to mutate.
 fn valid_files() -> (Vec<u8>, Vec<u8>, Vec<u8>) {

@@ -32,7 +32,7 @@ fn flushed_and_unflushed_points_survive_a_restart() {
     let engine = open(dir.path());
     let info = engine.info();
     assert_eq!(info.series, 3);
-    assert_eq!(info.replay.points, 2);
+    assert_eq!(info.wal_replayed_points, 2);
     assert_eq!(info.buffered_points, 2);
     let after = (0..3).map(|id| points(&engine, id)).collect::<Vec<_>>();
     assert_eq!(before, after);
@@ -61,7 +61,7 @@ fn close_flushes_everything_and_leaves_nothing_to_replay() {
     }
     let engine = open(dir.path());
     let info = engine.info();
-    assert_eq!(info.replay.points, 0);
+    assert_eq!(info.wal_replayed_points, 0);
     assert_eq!(info.segments, 1);
     assert_eq!(points(&engine, 1), vec![(20, 2.0f64.to_bits())]);
 }
@@ -297,8 +297,8 @@ fn a_torn_wal_tail_loses_only_the_torn_record() {
         .unwrap();
     let engine = open(dir.path());
     assert_eq!(points(&engine, 0), vec![(1, 1.0f64.to_bits())]);
-    assert_eq!(engine.info().replay.torn_bytes, 28);
-    assert_eq!(engine.info().replay.corrupt_records, 0);
+    assert_eq!(engine.info().wal_torn_bytes, 28);
+    assert_eq!(engine.info().wal_corrupt_records, 0);
 }
 
 #[test]
@@ -559,5 +559,5 @@ fn a_flush_that_cannot_write_keeps_every_point_and_succeeds_once_it_can() {
         points(&engine, id),
         vec![(5, 1.0f64.to_bits()), (1005, 2.0f64.to_bits())]
     );
-    assert_eq!(engine.info().replay.points, 0);
+    assert_eq!(engine.info().wal_replayed_points, 0);
 }

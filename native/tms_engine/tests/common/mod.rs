@@ -4,14 +4,12 @@
 use std::path::Path;
 
 use tms_engine::engine::{Config, Engine};
-use tms_engine::wal::SyncMode;
 
 /// A config that keeps tests fast: no fsync, small partitions.
 pub fn config() -> Config {
     Config {
-        wal_sync: SyncMode::Never,
         partition_duration: 1_000,
-        ..Config::default()
+        ..Config::scratch()
     }
 }
 
@@ -23,9 +21,7 @@ pub fn open(dir: &Path) -> Engine {
 pub fn raw(entries: &[(u64, i64, f64)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 24);
     for &(s, t, v) in entries {
-        out.extend_from_slice(&s.to_le_bytes());
-        out.extend_from_slice(&t.to_le_bytes());
-        out.extend_from_slice(&v.to_bits().to_le_bytes());
+        tms_engine::types::encode_entry(&mut out, s, t, v);
     }
     out
 }

@@ -4,7 +4,7 @@
 //! series. Opening a store reads only the header and the chunk table (a
 //! bounded read, never the payloads).
 //!
-//! ## File `chunks/<partition>/<seq, 20 digits>.seg`
+//! ## File `chunks/<partition>/<seq, 20 digits>.seg` (see layout.rs)
 //!
 //! ```text
 //! header  magic "TMSSEG01" | version u32 | chunk count u32 | partition i64
@@ -26,12 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use crate::buffer::Point;
-use crate::chunk::{self, Encoded};
+use super::chunk::{self, Encoded};
 use crate::codec::{DecodeError, Reader};
 use crate::error::{io_err, EngineError, Result};
 use crate::files::write_atomic;
-use crate::registry::SeriesId;
+use crate::types::{Point, SeriesId};
 
 const MAGIC: &[u8; 8] = b"TMSSEG01";
 const VERSION: u32 = 1;
@@ -49,6 +48,78 @@ pub struct ChunkMeta {
     pub val_len: u32,
     pub crc: u32,
     pub offset: u64,
+}
+
+impl ChunkMeta {
+    /// Writes this entry of the chunk table into `out` (`ENTRY_LEN` bytes).
+    fn encode(&self, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&self.series.to_le_bytes());
+        out[8..16].copy_from_slice(&self.min_ts.to_le_bytes());
+        out[16..24].copy_from_slice(&self.max_ts.to_le_bytes());
+        out[24..28].copy_from_slice(&self.count.to_le_bytes());
+        out[28..32].copy_from_slice(&self.ts_len.to_le_bytes());
+        out[32..36].copy_from_slice(&self.val_len.to_le_bytes());
+        out[36..40].copy_from_slice(&self.crc.to_le_bytes());
+        out[40..48].copy_from_slice(&self.offset.to_le_bytes());
+    }
+
+    /// Reads the next entry of a chunk table.
+    fn decode(r: &mut Reader<'_>) -> Result<ChunkMeta, DecodeError> {
+        Ok(ChunkMeta {
+            series: r.u64("series")?,
+            min_ts: r.i64("min ts")?,
+            max_ts: r.i64("max ts")?,
+            count: r.u32("points")?,
+            ts_len: r.u32("timestamps len")?,
+            val_len: r.u32("values len")?,
+            crc: r.u32("payload crc")?,
+            offset: r.u64("offset")?,
+        })
+    }
+}
+
+/// The fixed-size header of a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    version: u32,
+    count: u32,
+    partition: i64,
+    seq: u64,
+    table_crc: u32,
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(MAGIC);
+        out[8..12].copy_from_slice(&self.version.to_le_bytes());
+        out[12..16].copy_from_slice(&self.count.to_le_bytes());
+        out[16..24].copy_from_slice(&self.partition.to_le_bytes());
+        out[24..32].copy_from_slice(&self.seq.to_le_bytes());
+        out[32..36].copy_from_slice(&self.table_crc.to_le_bytes());
+        let crc = crc32fast::hash(&out[..36]);
+        out[36..40].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Checks magic and header checksum; the version is the caller's to judge.
+    fn decode(bytes: &[u8; HEADER_LEN]) -> Result<Header, DecodeError> {
+        let mut r = Reader::new(bytes);
+        if &r.array::<8>("magic")? != MAGIC {
+            return Err(DecodeError("not a segment file (bad magic)".into()));
+        }
+        let header = Header {
+            version: r.u32("version")?,
+            count: r.u32("chunk count")?,
+            partition: r.i64("partition")?,
+            seq: r.u64("seq")?,
+            table_crc: r.u32("table crc")?,
+        };
+        if crc32fast::hash(&bytes[..36]) != r.u32("header crc")? {
+            return Err(DecodeError("header checksum mismatch".into()));
+        }
+        Ok(header)
+    }
 }
 
 /// An open segment: its identity and chunk table.
@@ -121,10 +192,10 @@ impl ChunkInput {
     /// Compresses sorted, deduplicated, non-empty `points` of `series`.
     pub fn encode(series: SeriesId, points: &[Point], level: usize) -> Result<ChunkInput> {
         let (Some(first), Some(last)) = (points.first(), points.last()) else {
-            return Err(EngineError::invalid("an empty chunk cannot be written"));
+            return Err(EngineError::internal("an empty chunk cannot be written"));
         };
         let encoded = chunk::encode(points, level).map_err(|e| {
-            EngineError::invalid(format!("pco could not compress series {series}: {e}"))
+            EngineError::internal(format!("pco could not compress series {series}: {e}"))
         })?;
         Ok(ChunkInput {
             series,
@@ -134,13 +205,6 @@ impl ChunkInput {
             encoded,
         })
     }
-}
-
-/// The path of segment `seq` of `partition` under `chunks_dir`.
-pub fn path_for(chunks_dir: &Path, partition: i64, seq: u64) -> PathBuf {
-    chunks_dir
-        .join(partition.to_string())
-        .join(format!("{seq:020}.seg"))
 }
 
 /// Writes a segment durably (tmp, fsync, rename, fsync dir).
@@ -176,18 +240,17 @@ pub fn write(
         });
     }
     for (i, meta) in chunks.iter().enumerate() {
-        encode_entry(&mut out[HEADER_LEN + i * ENTRY_LEN..][..ENTRY_LEN], meta);
+        meta.encode(&mut out[HEADER_LEN + i * ENTRY_LEN..][..ENTRY_LEN]);
     }
-    let table_crc = crc32fast::hash(&out[HEADER_LEN..HEADER_LEN + table_len]);
-    let header = &mut out[..HEADER_LEN];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    header[12..16].copy_from_slice(&(chunks.len() as u32).to_le_bytes());
-    header[16..24].copy_from_slice(&partition.to_le_bytes());
-    header[24..32].copy_from_slice(&seq.to_le_bytes());
-    header[32..36].copy_from_slice(&table_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(&header[..36]);
-    header[36..40].copy_from_slice(&header_crc.to_le_bytes());
+    let header = Header {
+        version: VERSION,
+        count: u32::try_from(chunks.len())
+            .map_err(|_| EngineError::invalid("too many chunks for one segment"))?,
+        partition,
+        seq,
+        table_crc: crc32fast::hash(&out[HEADER_LEN..HEADER_LEN + table_len]),
+    };
+    out[..HEADER_LEN].copy_from_slice(&header.encode());
     write_atomic(path, &out)?;
     Ok(Segment::new(
         seq,
@@ -199,17 +262,6 @@ pub fn write(
     ))
 }
 
-fn encode_entry(out: &mut [u8], m: &ChunkMeta) {
-    out[0..8].copy_from_slice(&m.series.to_le_bytes());
-    out[8..16].copy_from_slice(&m.min_ts.to_le_bytes());
-    out[16..24].copy_from_slice(&m.max_ts.to_le_bytes());
-    out[24..28].copy_from_slice(&m.count.to_le_bytes());
-    out[28..32].copy_from_slice(&m.ts_len.to_le_bytes());
-    out[32..36].copy_from_slice(&m.val_len.to_le_bytes());
-    out[36..40].copy_from_slice(&m.crc.to_le_bytes());
-    out[40..48].copy_from_slice(&m.offset.to_le_bytes());
-}
-
 /// Opens a segment by reading its header and table only. Returns the
 /// segment and how many bytes were read.
 pub fn open(path: &Path) -> Result<(Segment, u64)> {
@@ -219,21 +271,15 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
     let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
     let mut header = [0u8; HEADER_LEN];
     read_at(&file, path, &mut header, 0, file_bytes)?;
-    let mut r = Reader::new(&header);
-    if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
-        return Err(EngineError::corrupt(path, "not a segment file (bad magic)"));
-    }
-    if crc32fast::hash(&header[..36])
-        != u32::from_le_bytes([header[36], header[37], header[38], header[39]])
-    {
-        return Err(EngineError::corrupt(path, "header checksum mismatch"));
-    }
-    let version = r.u32("version").map_err(corrupt)?;
+    let Header {
+        version,
+        count,
+        partition,
+        seq,
+        table_crc,
+    } = Header::decode(&header).map_err(corrupt)?;
     EngineError::check_version(path, version, VERSION)?;
-    let count = r.u32("chunk count").map_err(corrupt)? as usize;
-    let partition = r.i64("partition").map_err(corrupt)?;
-    let seq = r.u64("seq").map_err(corrupt)?;
-    let table_crc = r.u32("table crc").map_err(corrupt)?;
+    let count = count as usize;
     let table_len = count * ENTRY_LEN;
     if (HEADER_LEN + table_len) as u64 > file_bytes {
         return Err(EngineError::corrupt(
@@ -250,16 +296,7 @@ pub fn open(path: &Path) -> Result<(Segment, u64)> {
     let mut chunks = Vec::with_capacity(count);
     let payload_start = (HEADER_LEN + table_len) as u64;
     for i in 0..count {
-        let meta = ChunkMeta {
-            series: r.u64("series").map_err(corrupt)?,
-            min_ts: r.i64("min ts").map_err(corrupt)?,
-            max_ts: r.i64("max ts").map_err(corrupt)?,
-            count: r.u32("points").map_err(corrupt)?,
-            ts_len: r.u32("timestamps len").map_err(corrupt)?,
-            val_len: r.u32("values len").map_err(corrupt)?,
-            crc: r.u32("payload crc").map_err(corrupt)?,
-            offset: r.u64("offset").map_err(corrupt)?,
-        };
+        let meta = ChunkMeta::decode(&mut r).map_err(corrupt)?;
         let end = meta
             .offset
             .checked_add(meta.ts_len as u64 + meta.val_len as u64);
@@ -343,7 +380,7 @@ mod tests {
             .rev()
             .map(|(s, pts)| ChunkInput::encode(s as u64, pts, 4).unwrap())
             .collect();
-        let path = path_for(dir, 3, 9);
+        let path = crate::layout::Layout::new(dir).segment(3, 9);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         write(&path, 9, 3, inputs).unwrap();
         (path, runs)

@@ -6,7 +6,7 @@
 //! framing (lengths, counts, checksum) lives in the segment table; a chunk
 //! is only ever decoded after its checksum passed.
 
-use crate::buffer::Point;
+use crate::types::Point;
 
 /// A chunk's two compressed streams.
 #[derive(Debug, Clone, PartialEq)]

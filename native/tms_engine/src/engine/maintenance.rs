@@ -1,0 +1,138 @@
+//! Maintenance: retention (deleting points before a cutoff) and compaction
+//! (merging a closed partition's segments into one), both crash-safe: the
+//! new state is durable before the old files go.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::Engine;
+use crate::error::Result;
+use crate::query::merge;
+use crate::retention;
+use crate::storage::{remove_files, ChunkInput, Segment};
+use crate::types::{Point, SeriesId};
+
+/// What `delete_before` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "nif", derive(rustler::NifMap))]
+pub struct RetentionReport {
+    pub segments_removed: u64,
+    pub bytes_removed: u64,
+    /// Segment files that could not be removed, with the reason. They are
+    /// out of the index (never read again) but still on disk.
+    pub unremoved: Vec<(String, String)>,
+}
+
+/// What `compact` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "nif", derive(rustler::NifMap))]
+pub struct CompactReport {
+    pub partitions: u64,
+    pub segments_merged: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Old segment files that could not be removed, with the reason.
+    pub unremoved: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// Deletes every point before `cutoff`: whole segments that hold
+    /// nothing newer are removed from disk, the rest is filtered at query
+    /// time. The cutoff never moves back. Files that cannot be removed are
+    /// reported, not ignored.
+    pub fn delete_before(&self, cutoff: i64) -> Result<RetentionReport> {
+        self.check_open()?;
+        let _flushing = self.flush_lock.lock();
+        let cutoff = cutoff.max(self.cutoff.load(Ordering::Acquire));
+        retention::store(&self.layout.cutoff(), cutoff)?;
+        self.cutoff.store(cutoff, Ordering::Release);
+        let expired: Vec<u64> = self
+            .index
+            .by_partition()
+            .into_values()
+            .flatten()
+            .filter(|s| s.max_ts() < cutoff)
+            .map(|s| s.seq)
+            .collect();
+        let removed = self.index.replace(&expired, None);
+        Ok(RetentionReport {
+            segments_removed: removed.len() as u64,
+            bytes_removed: removed.iter().map(|s| s.file_bytes).sum(),
+            unremoved: remove_files(&removed),
+        })
+    }
+
+    /// Merges the segments of every closed partition (no buffered points,
+    /// no segment written for `idle`) into one segment with one chunk per
+    /// series, applying last-write-wins and the retention cutoff. The new
+    /// segment is durable and indexed before the old files are removed.
+    pub fn compact(&self, idle: Duration) -> Result<CompactReport> {
+        self.check_open()?;
+        let _flushing = self.flush_lock.lock();
+        let mut report = CompactReport::default();
+        let now = SystemTime::now();
+        for (partition, segments) in self.index.by_partition() {
+            let settled = segments
+                .iter()
+                .all(|s| now.duration_since(s.written).is_ok_and(|age| age >= idle));
+            if segments.len() < 2 || !settled || self.buffers.holds_partition(partition) {
+                continue;
+            }
+            let inputs = self.merge_segments(&segments)?;
+            let merged = if inputs.is_empty() {
+                None
+            } else {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::new(self.write_inputs(partition, seq, inputs)?))
+            };
+            report.partitions += 1;
+            report.segments_merged += segments.len() as u64;
+            report.bytes_before += segments.iter().map(|s| s.file_bytes).sum::<u64>();
+            report.bytes_after += merged.as_ref().map_or(0, |s| s.file_bytes);
+            let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
+            let removed = self.index.replace(&seqs, merged);
+            report.unremoved.extend(remove_files(&removed));
+        }
+        Ok(report)
+    }
+
+    /// One chunk per series of `segments` (oldest first), merged
+    /// last-write-wins, without points before the cutoff. Decodes a bounded
+    /// number of series at a time so memory follows the compressed size.
+    fn merge_segments(&self, segments: &[Arc<Segment>]) -> Result<Vec<ChunkInput>> {
+        const SERIES_PER_ROUND: usize = 1024;
+        let cutoff = self.cutoff.load(Ordering::Acquire);
+        let mut chunks_of: BTreeMap<SeriesId, Vec<(&Arc<Segment>, usize)>> = BTreeMap::new();
+        for segment in segments {
+            for (index, meta) in segment.chunks.iter().enumerate() {
+                chunks_of
+                    .entry(meta.series)
+                    .or_default()
+                    .push((segment, index));
+            }
+        }
+        let all: Vec<_> = chunks_of.into_iter().collect();
+        let mut inputs = Vec::with_capacity(all.len());
+        for round in all.chunks(SERIES_PER_ROUND) {
+            let mut merged = Vec::with_capacity(round.len());
+            for (series, chunks) in round {
+                let decoded = chunks
+                    .iter()
+                    .map(|(segment, index)| segment.read_chunk(*index))
+                    .collect::<Result<Vec<_>>>()?;
+                let runs: Vec<&[Point]> = decoded.iter().map(Vec::as_slice).collect();
+                let mut points = merge(&runs);
+                points.retain(|p| p.0 >= cutoff);
+                if !points.is_empty() {
+                    merged.push((*series, points));
+                }
+            }
+            let runs: Vec<(SeriesId, &[Point])> =
+                merged.iter().map(|(s, p)| (*s, p.as_slice())).collect();
+            inputs.extend(self.encode_chunks(&runs)?);
+        }
+        Ok(inputs)
+    }
+}

@@ -1,0 +1,119 @@
+//! The engine's counters, and the [`Info`] snapshot `Tms.info` shows.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use super::Engine;
+use crate::wal::ReplayReport;
+
+/// Most problems (quarantined files, replay damage, damaged chunks) kept.
+const MAX_PROBLEMS: usize = 100;
+
+/// Counters updated by the write, read and flush paths (relaxed atomics:
+/// each is a statistic on its own, never used to order other memory).
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub flushes: AtomicU64,
+    pub last_flush_unix_ms: AtomicU64,
+    pub quarantined: AtomicU64,
+    /// Chunk reads that failed their checksum (a damaged payload).
+    pub corrupt_chunk_reads: AtomicU64,
+    /// What the open found (fixed after open).
+    pub open_read_bytes: u64,
+    pub replay: ReplayReport,
+    pub problems: Mutex<Vec<String>>,
+}
+
+impl Stats {
+    /// Counts one event.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps a problem for `info`, in words; past [`MAX_PROBLEMS`] only the
+    /// counters go on growing.
+    pub fn note_problem(&self, problem: String) {
+        let mut problems = self.problems.lock();
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(problem);
+        }
+    }
+
+    /// Counts a chunk that failed its checksum (every failed read counts)
+    /// and says so among the problems.
+    pub fn note_corrupt_chunk(&self, path: &Path, reason: &str) {
+        Self::bump(&self.corrupt_chunk_reads);
+        self.note_problem(format!("{}: {reason}", path.display()));
+    }
+
+    /// Counts a completed flush and stamps its wall-clock time.
+    pub fn note_flush(&self) {
+        Self::bump(&self.flushes);
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_flush_unix_ms.store(unix_ms, Ordering::Relaxed);
+    }
+}
+
+/// Counters and sizes for `Tms.info`: every count and size an integer.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "nif", derive(rustler::NifMap))]
+pub struct Info {
+    pub series: u64,
+    pub buffered_points: u64,
+    pub segments: u64,
+    pub chunks: u64,
+    pub segment_bytes: u64,
+    pub wal_bytes: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_bytes: u64,
+    pub flushes: u64,
+    /// 0 before the first flush.
+    pub last_flush_unix_ms: u64,
+    pub quarantined_files: u64,
+    pub corrupt_chunk_reads: u64,
+    /// Bytes of segment headers and tables the open read.
+    pub open_read_bytes: u64,
+    pub wal_replayed_points: u64,
+    pub wal_corrupt_records: u64,
+    pub wal_torn_bytes: u64,
+    /// What was quarantined, skipped or found damaged, in words.
+    pub problems: Vec<String>,
+}
+
+impl Engine {
+    /// Counters and sizes, read now.
+    pub fn info(&self) -> Info {
+        let index = self.index.stats();
+        self.cache.run_pending_tasks();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let stats = &self.stats;
+        Info {
+            series: self.registry.len(),
+            buffered_points: self.buffers.len(),
+            segments: index.segments,
+            chunks: index.chunks,
+            segment_bytes: index.bytes,
+            wal_bytes: self.wal.disk_bytes(),
+            cache_hits: load(&stats.cache_hits),
+            cache_misses: load(&stats.cache_misses),
+            cache_bytes: self.cache.weighted_size(),
+            flushes: load(&stats.flushes),
+            last_flush_unix_ms: load(&stats.last_flush_unix_ms),
+            quarantined_files: load(&stats.quarantined),
+            corrupt_chunk_reads: load(&stats.corrupt_chunk_reads),
+            open_read_bytes: stats.open_read_bytes,
+            wal_replayed_points: stats.replay.points,
+            wal_corrupt_records: stats.replay.corrupt_records,
+            wal_torn_bytes: stats.replay.torn_bytes,
+            problems: stats.problems.lock().clone(),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The write path: validate the whole batch, resolve series, append one WAL
+//! record, append to hot buffers, acknowledge. A batch is all or nothing.
+
+use super::Engine;
+use crate::error::{EngineError, Result};
+use crate::series_key::{self, SeriesKey};
+use crate::types::{decode_entry, encode_entry, SeriesId, POINT_BYTES};
+
+/// Most points one write call may carry (a 100 MB raw batch).
+pub const MAX_BATCH_POINTS: usize = 1 << 22;
+
+/// A batch of labeled points. Points name their series by index into
+/// `series`, so a series repeated in a batch is validated and resolved once.
+#[derive(Debug, Default)]
+pub struct LabeledBatch<'a, K, V> {
+    pub series: Vec<BatchSeries<'a>>,
+    /// Label pairs; each series owns the range it names.
+    pub labels: Vec<(K, V)>,
+    /// `(index into series, timestamp, value)`, in write order.
+    pub points: Vec<(usize, i64, f64)>,
+}
+
+/// A distinct series of a [`LabeledBatch`].
+#[derive(Debug, Clone)]
+pub struct BatchSeries<'a> {
+    pub metric: &'a str,
+    pub labels: std::ops::Range<usize>,
+    /// The first point using it, for error messages.
+    pub first_point: usize,
+    /// Set when the caller already identified the series through
+    /// [`Engine::hinted`]; `metric` and `labels` are then not read.
+    pub known: Option<SeriesId>,
+    /// The caller's own hash of how it received the series, remembered
+    /// with the series' id for [`Engine::hinted`].
+    pub hint: Option<u64>,
+}
+
+impl Engine {
+    fn check_timestamp(&self, ts: i64, entry: usize) -> Result<()> {
+        if ts.unsigned_abs() > self.config.max_abs_timestamp as u64 {
+            return Err(EngineError::invalid(format!(
+                "entry {entry}: timestamp {ts} is outside ±{}",
+                self.config.max_abs_timestamp
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_batch_len(points: usize) -> Result<()> {
+        if points > MAX_BATCH_POINTS {
+            return Err(EngineError::invalid(format!(
+                "a batch may hold at most {MAX_BATCH_POINTS} points, got {points}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The id of a series, creating it (and announcing it in the WAL) if new.
+    /// `labels` are sorted in place.
+    pub fn resolve<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &mut [(K, V)],
+    ) -> Result<SeriesId> {
+        self.check_open()?;
+        series_key::canonicalize(metric, labels)?;
+        self.resolve_canonical(metric, labels)
+    }
+
+    fn resolve_canonical<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &[(K, V)],
+    ) -> Result<SeriesId> {
+        if let Some(id) = self.registry.lookup(metric, labels) {
+            return Ok(id);
+        }
+        // The announcement's ticket lives until the series is registered, so
+        // its segment outlives every registry snapshot without the series.
+        self.registry
+            .resolve(metric, labels, |id, key| self.wal.append_series(id, key))
+    }
+
+    /// Writes a raw batch of 24-byte entries `<<series::little-64,
+    /// ts::little-signed-64, value::little-float-64>>`. All or nothing: any
+    /// bad entry rejects the whole batch before anything is written.
+    pub fn write_raw(&self, raw: &[u8]) -> Result<()> {
+        self.check_open()?;
+        if !raw.len().is_multiple_of(POINT_BYTES) {
+            return Err(EngineError::invalid(format!(
+                "raw batch is {} bytes, not a multiple of {POINT_BYTES}",
+                raw.len()
+            )));
+        }
+        Self::check_batch_len(raw.len() / POINT_BYTES)?;
+        let known = self.registry.len();
+        for (entry, bytes) in raw.chunks_exact(POINT_BYTES).enumerate() {
+            let (id, ts, _) = decode_entry(bytes);
+            if id >= known {
+                return Err(EngineError::SeriesNotFound { id, entry });
+            }
+            self.check_timestamp(ts, entry)?;
+        }
+        self.append(raw)
+    }
+
+    /// Writes labeled points, creating series as needed. Everything is
+    /// validated before any series is created or point written.
+    pub fn write_labeled<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        batch: &mut LabeledBatch<'_, K, V>,
+    ) -> Result<()> {
+        self.check_open()?;
+        Self::check_batch_len(batch.points.len())?;
+        for series in batch.series.iter().filter(|s| s.known.is_none()) {
+            let at =
+                |e: EngineError| EngineError::invalid(format!("entry {}: {e}", series.first_point));
+            let own = batch
+                .labels
+                .get_mut(series.labels.clone())
+                .ok_or_else(|| at(EngineError::invalid("label range out of bounds")))?;
+            series_key::canonicalize(series.metric, own).map_err(at)?;
+        }
+        for (entry, &(series, ts, _)) in batch.points.iter().enumerate() {
+            if series >= batch.series.len() {
+                return Err(EngineError::invalid(format!(
+                    "entry {entry}: series index out of bounds"
+                )));
+            }
+            self.check_timestamp(ts, entry)?;
+        }
+        let ids = batch
+            .series
+            .iter()
+            .map(|s| match s.known {
+                Some(id) => Ok(id),
+                None => {
+                    let id = self.resolve_canonical(s.metric, &batch.labels[s.labels.clone()])?;
+                    if let Some(hint) = s.hint {
+                        self.remember_hint(hint, id);
+                    }
+                    Ok(id)
+                }
+            })
+            .collect::<Result<Vec<SeriesId>>>()?;
+        let mut raw = Vec::with_capacity(batch.points.len() * POINT_BYTES);
+        for &(series, ts, value) in &batch.points {
+            encode_entry(&mut raw, ids[series], ts, value);
+        }
+        self.append(&raw)
+    }
+
+    /// The series the caller's hash `hint` named before, if `verify` accepts
+    /// its key. The hash is the caller's (the NIF hashes the terms it
+    /// received, far cheaper than decoding them); `verify` must compare the
+    /// full key, so a collision costs a miss, never a wrong series.
+    pub fn hinted(&self, hint: u64, verify: impl FnOnce(&SeriesKey) -> bool) -> Option<SeriesId> {
+        let entry = self.hints.get(&hint)?;
+        let (id, key) = &*entry;
+        verify(key).then_some(*id)
+    }
+
+    fn remember_hint(&self, hint: u64, id: SeriesId) {
+        // Bounded: a caller sending many spellings of its labels cannot grow
+        // the map past a few entries per series.
+        if self.hints.len() as u64 > 4 * self.registry.len() + 1024 {
+            self.hints.clear();
+        }
+        if let Some(key) = self.registry.key(id) {
+            self.hints.insert(hint, (id, key));
+        }
+    }
+
+    /// Logs and buffers validated raw entries.
+    fn append(&self, raw: &[u8]) -> Result<()> {
+        let incoming = (raw.len() / POINT_BYTES) as u64;
+        if incoming == 0 {
+            return Ok(());
+        }
+        let buffered = self.buffers.len();
+        if buffered.saturating_add(incoming) > self.config.max_buffered_points {
+            return Err(EngineError::Overloaded {
+                buffered,
+                incoming,
+                limit: self.config.max_buffered_points,
+            });
+        }
+        let ticket = self.wal.append_points(raw)?;
+        let partition = self.config.partition_duration;
+        self.buffers.append(raw, ticket.seq(), self.now_ms(), |ts| {
+            ts.div_euclid(partition)
+        });
+        drop(ticket);
+        Ok(())
+    }
+}

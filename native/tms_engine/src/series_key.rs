@@ -1,0 +1,154 @@
+//! A series' identity, the limits it must respect, and its byte encoding
+//! (shared by the registry snapshot and the WAL's series records).
+//!
+//! ## Key encoding
+//!
+//! ```text
+//! metric str16 | label count u16 | (name str16, value str32) × count
+//! ```
+//! (`strN`: a length of N bits, then that many UTF-8 bytes; see codec.rs.)
+
+use crate::codec::{put_str16, put_str32, DecodeError, Reader};
+use crate::error::{EngineError, Result};
+
+/// Longest metric or label name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest label value, in bytes (VictoriaMetrics' default cap too).
+pub const MAX_VALUE_BYTES: usize = 4096;
+/// Most labels on one series.
+pub const MAX_LABELS: usize = 64;
+
+/// A series' identity: a metric name and its labels sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesKey {
+    pub metric: Box<str>,
+    pub labels: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl SeriesKey {
+    /// Builds a key from canonical (sorted, validated) labels.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &[(K, V)]) -> Self {
+        SeriesKey {
+            metric: metric.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.as_ref().into(), v.as_ref().into()))
+                .collect(),
+        }
+    }
+
+    /// True when `labels` (canonical) are exactly this key's labels.
+    pub fn same_labels<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
+        self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels)
+                .all(|((a, b), (k, v))| **a == *k.as_ref() && **b == *v.as_ref())
+    }
+
+    /// The value of label `name`, if the series has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| (**k).cmp(name))
+            .ok()
+            .map(|i| &*self.labels[i].1)
+    }
+}
+
+/// Checks a metric name and labels against the limits and sorts the labels
+/// by name, the canonical order every lookup and stored key uses.
+pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
+    metric: &str,
+    labels: &mut [(K, V)],
+) -> Result<()> {
+    if metric.is_empty() {
+        return Err(EngineError::invalid("metric name must not be empty"));
+    }
+    if metric.len() > MAX_NAME_BYTES {
+        return Err(EngineError::invalid(format!(
+            "metric name is {} bytes, the limit is {MAX_NAME_BYTES}",
+            metric.len()
+        )));
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(EngineError::invalid(format!(
+            "{} labels, the limit is {MAX_LABELS}",
+            labels.len()
+        )));
+    }
+    for (name, value) in labels.iter() {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if name.is_empty() || name.len() > MAX_NAME_BYTES {
+            return Err(EngineError::invalid(format!(
+                "label name must be 1 to {MAX_NAME_BYTES} bytes, got {}",
+                name.len()
+            )));
+        }
+        if value.is_empty() || value.len() > MAX_VALUE_BYTES {
+            return Err(EngineError::invalid(format!(
+                "label {name:?}: value must be 1 to {MAX_VALUE_BYTES} bytes, got {}",
+                value.len()
+            )));
+        }
+    }
+    labels.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    if let Some(pair) = labels
+        .windows(2)
+        .find(|w| w[0].0.as_ref() == w[1].0.as_ref())
+    {
+        return Err(EngineError::invalid(format!(
+            "label {:?} given twice",
+            pair[0].0.as_ref()
+        )));
+    }
+    Ok(())
+}
+
+/// Appends the encoding of `key` (shared by the snapshot and the WAL).
+pub fn encode_key(out: &mut Vec<u8>, key: &SeriesKey) {
+    put_str16(out, &key.metric);
+    out.extend_from_slice(&(key.labels.len() as u16).to_le_bytes());
+    for (name, value) in key.labels.iter() {
+        put_str16(out, name);
+        put_str32(out, value);
+    }
+}
+
+/// Decodes a key written by [`encode_key`], rejecting keys that are not
+/// canonical (a bit flip that happens to keep the checksum must not create
+/// an unreachable series).
+pub fn decode_key(r: &mut Reader<'_>) -> Result<SeriesKey, DecodeError> {
+    let metric = r.str16("metric name")?;
+    let count = r.u16("label count")? as usize;
+    let mut labels = Vec::with_capacity(count.min(MAX_LABELS));
+    for _ in 0..count {
+        labels.push((r.str16("label name")?, r.str32("label value")?));
+    }
+    let was_sorted = labels.windows(2).all(|w| w[0].0 < w[1].0);
+    canonicalize(metric, &mut labels).map_err(|e| DecodeError(e.to_string()))?;
+    if !was_sorted {
+        return Err(DecodeError("labels are not in canonical order".into()));
+    }
+    Ok(SeriesKey::new(metric, &labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonicalize_sorts_and_rejects_bad_labels() {
+        let mut labels = vec![("b", "2"), ("a", "1")];
+        canonicalize("m", &mut labels).unwrap();
+        assert_eq!(labels, vec![("a", "1"), ("b", "2")]);
+        assert!(canonicalize("", &mut Vec::<(&str, &str)>::new()).is_err());
+        assert!(canonicalize("m", &mut [("a", "1"), ("a", "2")]).is_err());
+        assert!(canonicalize("m", &mut [("", "1")]).is_err());
+        assert!(canonicalize("m", &mut [("a", "")]).is_err());
+        let huge = "x".repeat(MAX_VALUE_BYTES + 1);
+        assert!(canonicalize("m", &mut [("a", huge.as_str())]).is_err());
+        let many: Vec<(String, &str)> = (0..=MAX_LABELS).map(|i| (format!("l{i}"), "v")).collect();
+        assert!(canonicalize("m", &mut many.clone()).is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! What a store's segment files are at open, and removing them later.
+//!
+//! Open lists `chunks/<partition>/`, reads each segment's header and table
+//! (never a payload), quarantines a file that fails its checksum, and indexes
+//! the rest in sequence order. A corrupt file never aborts the open or hides
+//! the others.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::chunk_index::ChunkIndex;
+use super::segment::{self, Segment};
+use crate::error::{io_err, EngineError, Result};
+use crate::files::{ensure_dir, parent, remove_stale_tmp, sync_dir};
+use crate::layout::Layout;
+
+/// What indexing a directory's segments found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Files moved to quarantine.
+    pub quarantined: u64,
+    /// Bytes of headers and tables read.
+    pub bytes_read: u64,
+    /// One line per quarantined file, saying why.
+    pub problems: Vec<String>,
+}
+
+/// Indexes every segment of `layout` into `index`, quarantining corrupt ones.
+pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
+    let chunks_dir = layout.chunks();
+    ensure_dir(&chunks_dir)?;
+    let mut loaded = Loaded::default();
+    let mut segments = Vec::new();
+    for partition in fs::read_dir(&chunks_dir).map_err(io_err("list directory", &chunks_dir))? {
+        let partition = partition
+            .map_err(io_err("list directory", &chunks_dir))?
+            .path();
+        if !partition.is_dir() {
+            continue;
+        }
+        remove_stale_tmp(&partition)?;
+        for file in fs::read_dir(&partition).map_err(io_err("list directory", &partition))? {
+            let path = file.map_err(io_err("list directory", &partition))?.path();
+            if path.extension().is_none_or(|e| e != "seg") {
+                continue;
+            }
+            match segment::open(&path) {
+                Ok((segment, read)) => {
+                    loaded.bytes_read += read;
+                    segments.push(segment);
+                }
+                Err(EngineError::CorruptData { reason, .. }) => {
+                    quarantine(layout, &path)?;
+                    loaded.quarantined += 1;
+                    loaded
+                        .problems
+                        .push(format!("quarantined {}: {reason}", path.display()));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    segments.sort_unstable_by_key(|s| s.seq);
+    for segment in segments {
+        index.add(Arc::new(segment));
+    }
+    Ok(loaded)
+}
+
+/// Moves a corrupt file into the quarantine directory, named after its
+/// partition and file name, so it is kept for inspection but never read again.
+fn quarantine(layout: &Layout, path: &Path) -> Result<()> {
+    let target_dir = layout.quarantine();
+    ensure_dir(&target_dir)?;
+    let name_of = |p: Option<&Path>| {
+        p.and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let target = target_dir.join(format!(
+        "{}-{}",
+        name_of(path.parent()),
+        name_of(Some(path))
+    ));
+    fs::rename(path, &target).map_err(io_err("quarantine", path))?;
+    sync_dir(&target_dir)?;
+    sync_dir(parent(path)?)
+}
+
+/// Deletes the files of segments taken out of the index; returns the
+/// failures as `(path, reason)`.
+pub fn remove_files(segments: &[Arc<Segment>]) -> Vec<(String, String)> {
+    let mut failures = Vec::new();
+    for segment in segments {
+        if let Err(err) = fs::remove_file(&segment.path) {
+            failures.push((segment.path.display().to_string(), err.to_string()));
+        } else if let Ok(dir) = parent(&segment.path) {
+            // An emptied partition directory goes too; failing that is harmless.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    failures
+}
