@@ -2,6 +2,9 @@
 //! logged and buffered; a resolve that hits; a day's chunk encoded and
 //! decoded. `cargo bench --no-default-features` in native/tms_engine.
 
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -12,10 +12,7 @@
 //! index                        label postings and matchers
 //! types series_key layout retention parallel codec files hash error   leaves
 //! ```
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+// Cargo.toml's [lints] deny unwrap/expect/panic outside tests (clippy.toml).
 
 pub mod buffer;
 pub mod codec;

@@ -1,5 +1,8 @@
 //! Writers, flushers and readers at once: nothing acknowledged goes missing.
 
+// Test code: a failed step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,6 +2,9 @@
 //! and on mutated input: segment files, chunks, WAL segments, the registry
 //! and the retention file.
 
+// Test code: a failed step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::fs;

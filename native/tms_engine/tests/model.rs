@@ -1,5 +1,8 @@
 //! Random writes, flushes and restarts checked against an in-memory model.
 
+// Test code: a failed step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;

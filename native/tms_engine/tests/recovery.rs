@@ -1,5 +1,8 @@
 //! Write, close or drop, reopen: what comes back.
 
+// Test code: a failed step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::fs;
