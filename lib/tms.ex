@@ -359,30 +359,17 @@ defmodule Tms do
     invalid("from and to must be integers, got: #{inspect(from)}, #{inspect(to)}")
   end
 
-  @aggs [:avg, :min, :max, :sum, :count, :first, :last, :rate, :increase]
-
+  # Only the shape is checked here (a keyword list of known options); the
+  # engine checks each value's type (the NIF) and how they combine (the
+  # query), once each, and says what is wrong.
   defp query_opts(opts) do
     with true <-
-           Keyword.keyword?(opts) || invalid("query options must be a keyword list, got: #{inspect(opts)}"),
-         {:ok, opts} <- validate_keys(opts, step: nil, agg: nil, group_by: nil, format: :list),
-         :ok <- check_opt(opts.step, &(is_nil(&1) or is_integer(&1)), "step must be an integer"),
-         :ok <- check_opt(opts.agg, &(is_nil(&1) or &1 in @aggs), "agg must be one of #{inspect(@aggs)}"),
-         :ok <-
-           check_opt(opts.group_by, &(is_nil(&1) or is_list(&1)), "group_by must be a list of label names"),
-         :ok <- check_opt(opts.format, &(&1 in [:list, :binary]), "format must be :list or :binary") do
-      {:ok, opts}
+           Keyword.keyword?(opts) || invalid("query options must be a keyword list, got: #{inspect(opts)}") do
+      case Keyword.validate(opts, step: nil, agg: nil, group_by: nil, format: :list) do
+        {:ok, opts} -> {:ok, Map.new(opts)}
+        {:error, unknown} -> invalid("unknown query options: #{inspect(unknown)}")
+      end
     end
-  end
-
-  defp validate_keys(opts, defaults) do
-    case Keyword.validate(opts, defaults) do
-      {:ok, opts} -> {:ok, Map.new(opts)}
-      {:error, unknown} -> invalid("unknown query options: #{inspect(unknown)}")
-    end
-  end
-
-  defp check_opt(value, valid?, message) do
-    if valid?.(value), do: :ok, else: invalid("#{message}, got: #{inspect(value)}")
   end
 
   @doc """

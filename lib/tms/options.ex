@@ -94,19 +94,22 @@ defmodule Tms.Options do
   """
   def docs(group) do
     for {key, ^group, default, _type, doc} <- @schema, into: "" do
-      "  * `#{inspect(key)}` - #{doc}#{default_doc(default)}\n"
+      "  * `#{inspect(key)}` - #{doc}#{default_doc(key, default)}\n"
     end
   end
 
   defp keys(group), do: for({key, ^group, _, _, _} <- @schema, do: key)
 
-  defp default_doc(:required), do: " Required."
-  defp default_doc(nil), do: ""
+  defp default_doc(_key, :required), do: " Required."
+  defp default_doc(_key, nil), do: ""
 
-  defp default_doc(default) when is_integer(default) and default >= 10_000,
-    do: " Default `#{grouped(default)}`."
+  defp default_doc(key, default) when is_integer(default) and default >= 10_000 do
+    if String.ends_with?(Atom.to_string(key), "_bytes"),
+      do: " Default `#{grouped(default)}` (#{div(default, 1_048_576)} MiB).",
+      else: " Default `#{grouped(default)}`."
+  end
 
-  defp default_doc(default), do: " Default `#{inspect(default)}`."
+  defp default_doc(_key, default), do: " Default `#{inspect(default)}`."
 
   defp grouped(n), do: n |> Integer.to_string() |> String.replace(~r/\B(?=(\d{3})+$)/, "_")
 

@@ -1,8 +1,11 @@
 //! Little-endian encoding helpers shared by every on-disk format.
 //!
-//! [`Reader`] is the only way the engine parses bytes from disk: every read
-//! is bounds-checked and returns an error naming what was being read, so a
-//! decoder fed arbitrary bytes fails cleanly instead of panicking.
+//! Every file format (segment, WAL frame and record, registry, retention)
+//! is parsed through [`Reader`]: each read is bounds-checked and returns an
+//! error naming what was being read, so a decoder fed arbitrary bytes fails
+//! cleanly instead of panicking. The one exception is the 24-byte raw entry
+//! (types.rs), read in the write path's hot loop from slices whose length the
+//! caller has already checked.
 
 /// Why a [`Reader`] stopped; the caller adds the file path.
 #[derive(Debug, Clone, PartialEq, Eq)]

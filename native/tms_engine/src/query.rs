@@ -121,6 +121,9 @@ pub enum Agg {
 }
 
 impl Agg {
+    /// The names [`Agg::from_name`] accepts, for error messages.
+    pub const NAMES: &'static str = "avg, min, max, sum, count, first, last, rate, increase";
+
     /// The aggregation named `name` (`"avg"`, `"rate"`, ...).
     pub fn from_name(name: &str) -> Result<Agg, String> {
         Ok(match name {
@@ -133,11 +136,7 @@ impl Agg {
             "last" => Agg::Last,
             "rate" => Agg::Rate,
             "increase" => Agg::Increase,
-            other => {
-                return Err(format!(
-                    "unknown aggregation {other:?} (avg, min, max, sum, count, first, last, rate, increase)"
-                ))
-            }
+            other => return Err(format!("agg must be one of {}, got {other:?}", Agg::NAMES)),
         })
     }
 

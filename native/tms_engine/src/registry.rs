@@ -244,7 +244,7 @@ impl<H: BuildHasher> Registry<H> {
         }
         let version = r.u32("version").map_err(corrupt)?;
         EngineError::check_version(path, version, VERSION)?;
-        let stored_crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        let stored_crc = Reader::new(crc).u32("checksum").map_err(corrupt)?;
         if crc32fast::hash(body) != stored_crc {
             return Err(EngineError::corrupt(path, "checksum mismatch"));
         }

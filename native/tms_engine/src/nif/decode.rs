@@ -299,7 +299,7 @@ pub fn decode_query_opts(opts: Term<'_>) -> Result<(QuerySpec, bool)> {
     let agg = get("agg")?
         .map(|t| {
             t.atom_to_string()
-                .map_err(|_| invalid("agg must be an atom"))
+                .map_err(|_| invalid(format!("agg must be an atom, one of {}", Agg::NAMES)))
                 .and_then(|name| Agg::from_name(&name).map_err(invalid))
         })
         .transpose()?;

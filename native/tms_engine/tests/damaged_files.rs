@@ -1,0 +1,212 @@
+//! Torn and corrupt files: what open reads, what it quarantines, what is lost.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fs;
+
+use common::{open, points, raw, series};
+use tms_engine::engine::{Engine, FlushScope};
+use tms_engine::error::EngineError;
+
+#[test]
+fn open_reads_only_segment_tables_even_with_10_000_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment_bytes;
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 1000);
+        for round in 0..10 {
+            let entries: Vec<_> = ids
+                .iter()
+                .flat_map(|&id| (0..50).map(move |i| (id, round * 1000 + i, i as f64)))
+                .collect();
+            engine.write_raw(&raw(&entries)).unwrap();
+            engine.flush(FlushScope::All).unwrap();
+        }
+        let info = engine.info();
+        assert_eq!(info.chunks, 10_000);
+        segment_bytes = info.segment_bytes;
+    }
+    // Damage every payload byte past the tables: open must not notice.
+    for partition in fs::read_dir(dir.path().join("chunks")).unwrap() {
+        for file in fs::read_dir(partition.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let mut bytes = fs::read(&path).unwrap();
+            let payload_start = 40 + 48 * 1000;
+            for b in &mut bytes[payload_start..] {
+                *b ^= 0xff;
+            }
+            fs::write(&path, bytes).unwrap();
+        }
+    }
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!(info.chunks, 10_000);
+    assert_eq!(info.quarantined_files, 0);
+    assert_eq!(info.open_read_bytes, 10 * (40 + 48 * 1000));
+    assert!(info.open_read_bytes < segment_bytes);
+    // The damage shows only when a chunk is read, and is counted.
+    assert!(matches!(
+        engine.read_series(0, 0, 100),
+        Err(EngineError::CorruptData { .. })
+    ));
+    assert_eq!(engine.info().corrupt_chunk_reads, 1);
+    assert!(!engine.info().problems.is_empty());
+}
+
+#[test]
+fn a_corrupt_segment_is_quarantined_and_the_rest_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 2);
+        engine
+            .write_raw(&raw(&[(ids[0], 10, 1.0), (ids[1], 10, 2.0)]))
+            .unwrap();
+        engine.flush(FlushScope::All).unwrap();
+        engine.write_raw(&raw(&[(ids[0], 1010, 3.0)])).unwrap();
+        engine.flush(FlushScope::All).unwrap();
+    }
+    let first = dir.path().join("chunks/0/00000000000000000001.seg");
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[20] ^= 1;
+    fs::write(&first, bytes).unwrap();
+    fs::write(
+        dir.path().join("chunks/0/00000000000000000009.seg.tmp"),
+        b"junk",
+    )
+    .unwrap();
+
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!(info.quarantined_files, 1);
+    assert_eq!(info.segments, 1);
+    assert!(
+        info.problems[0].contains("quarantined"),
+        "{:?}",
+        info.problems
+    );
+    assert!(dir
+        .path()
+        .join("quarantine/0-00000000000000000001.seg")
+        .exists());
+    assert!(!dir
+        .path()
+        .join("chunks/0/00000000000000000009.seg.tmp")
+        .exists());
+    assert_eq!(points(&engine, 0), vec![(1010, 3.0f64.to_bits())]);
+    assert!(points(&engine, 1).is_empty());
+}
+
+#[test]
+fn a_corrupt_registry_is_an_error_at_open_not_a_partial_load() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        series(&engine, 5);
+        engine.close().unwrap();
+    }
+    let path = dir.path().join("registry.tms");
+    let mut bytes = fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&path, bytes).unwrap();
+    assert!(matches!(
+        Engine::open(dir.path(), common::config()),
+        Err(EngineError::CorruptData { .. })
+    ));
+}
+
+#[test]
+fn a_torn_wal_tail_loses_only_the_torn_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        series(&engine, 1);
+        engine.write_raw(&raw(&[(0, 1, 1.0)])).unwrap();
+        engine.write_raw(&raw(&[(0, 2, 2.0)])).unwrap();
+    }
+    let wal = tms_engine::wal::segments(&dir.path().join("wal")).unwrap();
+    let (_, newest) = wal.last().unwrap();
+    let len = fs::metadata(newest).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let engine = open(dir.path());
+    assert_eq!(points(&engine, 0), vec![(1, 1.0f64.to_bits())]);
+    assert_eq!(engine.info().wal_torn_bytes, 28);
+    assert_eq!(engine.info().wal_corrupt_records, 0);
+}
+
+#[test]
+fn torn_newest_wal_and_segment_files_lose_only_what_was_torn() {
+    let mut rng = common::Rng(7);
+    for round in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = open(dir.path());
+            let ids = series(&engine, 4);
+            // Older, intact data: flushed in its own partition.
+            engine
+                .write_raw(&raw(&ids
+                    .iter()
+                    .map(|&id| (id, 100, 1.0))
+                    .collect::<Vec<_>>()))
+                .unwrap();
+            engine.flush(FlushScope::All).unwrap();
+            // The newest segment, in another partition.
+            engine
+                .write_raw(&raw(&ids
+                    .iter()
+                    .map(|&id| (id, 1100, 2.0))
+                    .collect::<Vec<_>>()))
+                .unwrap();
+            engine.flush(FlushScope::All).unwrap();
+            // Unflushed points, only in the WAL.
+            for t in 0..5 {
+                engine.write_raw(&raw(&[(ids[0], 2000 + t, 3.0)])).unwrap();
+            }
+        }
+        let newest_segment = dir.path().join("chunks/1/00000000000000000002.seg");
+        let (_, newest_wal) = tms_engine::wal::segments(&dir.path().join("wal"))
+            .unwrap()
+            .pop()
+            .unwrap();
+        for path in [&newest_segment, &newest_wal] {
+            let len = fs::metadata(path).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(rng.below(len))
+                .unwrap();
+        }
+        let engine = open(dir.path());
+        let info = engine.info();
+        assert_eq!(info.quarantined_files, 1, "round {round}");
+        assert_eq!(info.series, 4, "round {round}");
+        for id in 0..4 {
+            // The older segment is intact whatever was torn.
+            assert_eq!(
+                engine.read_series(id, 0, 999).unwrap(),
+                vec![(100, 1.0)],
+                "round {round}"
+            );
+        }
+        // The WAL keeps a prefix of its records: nothing torn is invented.
+        let wal_points = engine.read_series(0, 2000, 2999).unwrap();
+        assert!(wal_points.len() <= 5);
+        assert_eq!(
+            wal_points,
+            (0..wal_points.len() as i64)
+                .map(|t| (2000 + t, 3.0))
+                .collect::<Vec<_>>()
+        );
+    }
+}
