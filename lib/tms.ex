@@ -86,7 +86,8 @@ defmodule Tms do
   ## Limits
 
   Metric and label names: 1 to 256 bytes of UTF-8. Label values: 1 to 4096
-  bytes. At most 64 labels per series and 4,194,304 points per call.
+  bytes. At most 64 labels per series and 4,194,304 points per call (and
+  never more than `:max_buffered_points`). At most `:max_series` series.
 
   ## Errors
 
@@ -146,10 +147,14 @@ defmodule Tms do
 
   @doc """
   Stops a store: flushes every buffered point and closes its files.
+  A store that is not running answers `{:error, %Tms.Error{kind: :no_store}}`.
   """
-  @spec stop(store(), timeout()) :: :ok
+  @spec stop(store(), timeout()) :: :ok | {:error, Error.t()}
   def stop(store, timeout \\ :infinity) do
     Supervisor.stop(store, :normal, timeout)
+  catch
+    :exit, :noproc -> no_store(store)
+    :exit, {:noproc, _} -> no_store(store)
   end
 
   @doc """
@@ -365,10 +370,9 @@ defmodule Tms do
   defp query_opts(opts) do
     with true <-
            Keyword.keyword?(opts) || invalid("query options must be a keyword list, got: #{inspect(opts)}") do
-      case Keyword.validate(opts, step: nil, agg: nil, group_by: nil, format: :list) do
-        {:ok, opts} -> {:ok, Map.new(opts)}
-        {:error, unknown} -> invalid("unknown query options: #{inspect(unknown)}")
-      end
+      with {:ok, opts} <-
+             validate_opts(opts, [step: nil, agg: nil, group_by: nil, format: :list], "query options"),
+           do: {:ok, Map.new(opts)}
     end
   end
 
@@ -457,24 +461,47 @@ defmodule Tms do
   Segments holding nothing newer are removed from disk; points left in
   segments that straddle the cutoff are hidden from every query from now on
   (the cutoff is recorded durably) and dropped at the next compaction. The
-  cutoff never moves back. With the `:retention` option the store calls this
-  itself every `:retention_interval`.
+  cutoff never moves back, and from then on a write of a point before it is
+  refused with `:invalid_argument` (it could never be read). With the
+  `:retention` option the store calls this itself every `:retention_interval`.
+
+  The cutoff must be a valid timestamp in the store's `:time_unit`. A
+  cutoff after both the newest point and the current time would delete
+  everything and refuse every ordinary write from then on (a nanosecond
+  timestamp given to a millisecond store does exactly that), so it is
+  refused unless `force: true` is given.
 
   Returns what was removed, and every file that could not be removed with
   the reason (those are out of the store but still on disk).
+
+  ## Options
+
+    * `:force` - accept a cutoff in the future of both the data and the
+      clock. Default `false`.
   """
-  @spec delete_before(store(), timestamp()) ::
+  @spec delete_before(store(), timestamp(), keyword()) ::
           {:ok, %{segments_removed: non_neg_integer(), bytes_removed: non_neg_integer(), unremoved: list()}}
           | {:error, Error.t()}
-  def delete_before(store, cutoff) when is_integer(cutoff) do
-    with {:ok, handle} <- fetch(store) do
-      engine(:delete_before, [handle.engine, cutoff])
+  def delete_before(store, cutoff, opts \\ [])
+
+  def delete_before(store, cutoff, opts) when is_integer(cutoff) and is_list(opts) do
+    with {:ok, [force: force]} <- validate_opts(opts, [force: false], "delete_before options"),
+         true <- is_boolean(force) || invalid("force must be a boolean, got: #{inspect(force)}"),
+         {:ok, handle} <- fetch(store) do
+      engine(:delete_before, [handle.engine, cutoff, force])
     end
   rescue
     ArgumentError -> invalid("cutoff must be a 64-bit integer")
   end
 
-  def delete_before(_store, cutoff), do: invalid("cutoff must be an integer, got: #{inspect(cutoff)}")
+  def delete_before(_store, cutoff, _opts), do: invalid("cutoff must be an integer, got: #{inspect(cutoff)}")
+
+  defp validate_opts(opts, defaults, what) do
+    case Keyword.validate(opts, defaults) do
+      {:ok, opts} -> {:ok, opts}
+      {:error, unknown} -> invalid("unknown #{what}: #{inspect(unknown)}")
+    end
+  end
 
   @doc """
   Counters and sizes of a store, as `{:ok, map}`. Counts and bytes are integers:
@@ -531,10 +558,12 @@ defmodule Tms do
 
   defp fetch(store) do
     case Owner.handle(store) do
-      nil -> {:error, Error.new(:no_store, "no Tms store named #{inspect(store)} is running")}
+      nil -> no_store(store)
       handle -> {:ok, handle}
     end
   end
+
+  defp no_store(store), do: {:error, Error.new(:no_store, "no Tms store named #{inspect(store)} is running")}
 
   defp invalid(message), do: {:error, Error.new(:invalid_argument, message)}
 

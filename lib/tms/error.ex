@@ -10,6 +10,8 @@ defmodule Tms.Error do
       (`details.id`, `details.entry`)
     * `:overloaded` - more points are buffered than `:max_buffered_points`
       allows; retry after a flush
+    * `:cardinality_limit` - the write would create a series past the store's
+      `:max_series` (`details.limit`); existing series keep working
     * `:io` - a file system call failed (`details.op`, `details.path`, and
       `details.errno` such as `:enospc` or `:erofs`)
     * `:corrupt_data` - a file failed its checksum (`details.path`, `details.reason`)
@@ -30,6 +32,7 @@ defmodule Tms.Error do
           :invalid_argument
           | :series_not_found
           | :overloaded
+          | :cardinality_limit
           | :io
           | :corrupt_data
           | :unsupported_version

@@ -20,7 +20,7 @@ defmodule Tms.Native do
   def label_values(_engine, _metric, _label), do: :erlang.nif_error(:nif_not_loaded)
   def metrics(_engine), do: :erlang.nif_error(:nif_not_loaded)
   def flush(_engine, _scope), do: :erlang.nif_error(:nif_not_loaded)
-  def delete_before(_engine, _cutoff), do: :erlang.nif_error(:nif_not_loaded)
+  def delete_before(_engine, _cutoff, _force), do: :erlang.nif_error(:nif_not_loaded)
   def compact(_engine, _idle_ms), do: :erlang.nif_error(:nif_not_loaded)
   def info(_engine), do: :erlang.nif_error(:nif_not_loaded)
 end

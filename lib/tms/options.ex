@@ -25,6 +25,8 @@ defmodule Tms.Options do
      "points per series buffer that queue it for flushing (large chunks compress best)."},
     {:max_buffered_points, :store, 20_000_000, :pos_int,
      "memory ceiling: past it writes get `:overloaded` until a flush (about 16 bytes a point)."},
+    {:max_series, :store, 10_000_000, :pos_int,
+     "cardinality ceiling: a write that would create a series past it gets `:cardinality_limit` (existing series keep working). See Limits for the memory a series costs."},
     {:compression_level, :store, 8, {:range, 0, 12}, "pco compression level."},
     {:cache_bytes, :store, 128 * 1024 * 1024, :non_neg_int, "size of the decoded-chunk cache, in bytes."},
     {:wal_segment_bytes, :store, 64 * 1024 * 1024, {:min, 4096}, "WAL file size before rotation, in bytes."},
@@ -129,7 +131,7 @@ defmodule Tms.Options do
     end
   end
 
-  defp valid?(:atom, value), do: is_atom(value)
+  defp valid?(:atom, value), do: is_atom(value) and value not in [nil, true, false]
   defp valid?(:dir, value), do: is_binary(value) and value != "" and String.valid?(value)
   defp valid?(:pos_int, value), do: is_integer(value) and value > 0
   defp valid?(:non_neg_int, value), do: is_integer(value) and value >= 0
@@ -141,7 +143,7 @@ defmodule Tms.Options do
   defp valid?(:sync, value),
     do: value in [:always, :never] or match?({:interval, ms} when is_integer(ms) and ms > 0, value)
 
-  defp expected(:atom), do: "an atom"
+  defp expected(:atom), do: "an atom other than nil, true and false"
   defp expected(:dir), do: "a non-empty path string"
   defp expected(:pos_int), do: "a positive integer"
   defp expected(:non_neg_int), do: "a non-negative integer"

@@ -46,7 +46,7 @@ defmodule Tms.Store.Flusher do
 
   def handle_info(:retention, state) do
     cutoff = System.os_time(state.config.time_unit) - state.config.timers.retention
-    run(state, "retention", fn -> Tms.engine(:delete_before, [state.engine, cutoff]) end)
+    run(state, "retention", fn -> Tms.engine(:delete_before, [state.engine, cutoff, false]) end)
     arm(:retention, state.config.timers.retention_interval)
     {:noreply, state}
   end

@@ -104,8 +104,31 @@ defmodule Tms.Store.Shard do
 
   @impl true
   def terminate(_reason, state) do
+    state = drain(state)
     if state.count > 0, do: write(state)
     :ok
+  end
+
+  # Writes that reached the mailbox before the shard stopped are still
+  # taken: write_async/5 answered :ok and counted them in flight.
+  defp drain(state) do
+    receive do
+      {:"$gen_cast", {:write, _, _, _, _} = write} ->
+        {:noreply, state} = handle_cast(write, state)
+        drain(state)
+
+      {:"$gen_call", from, {:write, _, _, _, _} = write} ->
+        case handle_call(write, from, state) do
+          {:noreply, state} ->
+            drain(state)
+
+          {:reply, reply, state} ->
+            GenServer.reply(from, reply)
+            drain(state)
+        end
+    after
+      0 -> state
+    end
   end
 
   ## Batching
@@ -158,6 +181,11 @@ defmodule Tms.Store.Shard do
     else
       {:error, %Tms.Error{} = error} -> {:error, error, state}
     end
+  rescue
+    # A shard never dies on a bad point: a crash would lose the batch it
+    # holds for every other writer. The caller gets the error instead.
+    exception ->
+      {:error, Tms.Error.new(:internal, "point rejected: " <> Exception.message(exception)), state}
   end
 
   defp series_id(state, metric, labels) do

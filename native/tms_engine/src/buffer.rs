@@ -238,6 +238,21 @@ impl Buffers {
         buffer.wal_seq = buffer.wal_seq.min(sealed.wal_seq);
     }
 
+    /// Largest buffered timestamp (seals included); `i64::MIN` if none. A
+    /// scan of every buffered point: for rare calls, not the write path.
+    pub fn max_ts(&self) -> i64 {
+        let mut max = i64::MIN;
+        for series in self.map.iter() {
+            for buffer in &series.parts {
+                let sealed = buffer.sealed.iter().flat_map(|s| s.points.iter());
+                for point in buffer.points.iter().chain(sealed) {
+                    max = max.max(point.0);
+                }
+            }
+        }
+        max
+    }
+
     /// True when some buffer of `partition` holds points (or a seal).
     pub fn holds_partition(&self, partition: i64) -> bool {
         self.map.iter().any(|s| {

@@ -49,15 +49,19 @@ pub enum EngineError {
         incoming: u64,
         limit: u64,
     },
+    /// Creating the series would pass the store's `max_series`.
+    #[error("the store holds {limit} series, its max_series; no new series can be created")]
+    CardinalityLimit { limit: u64 },
     /// Another engine (in this or another OS process) holds the directory.
     #[error("{path} is already open by another store")]
     Locked { path: String },
     /// The engine was closed; open it again to use the directory.
     #[error("the store is closed")]
     Closed,
-    /// An earlier fsync failed, so the WAL can no longer promise durability.
-    /// The store must be reopened (which replays what reached the disk).
-    #[error("the write-ahead log failed an fsync earlier ({0}); reopen the store")]
+    /// An earlier fsync, or the truncation of a failed append, failed, so
+    /// the WAL can no longer promise durability. The store must be reopened
+    /// (which replays what reached the disk).
+    #[error("the write-ahead log failed earlier ({0}); reopen the store")]
     Poisoned(String),
     /// A failure inside the engine that no argument caused (a worker thread
     /// that panicked, the compressor refusing its input): a bug to report.
@@ -75,6 +79,7 @@ impl EngineError {
             EngineError::InvalidArgument(_) => "invalid_argument",
             EngineError::SeriesNotFound { .. } => "series_not_found",
             EngineError::Overloaded { .. } => "overloaded",
+            EngineError::CardinalityLimit { .. } => "cardinality_limit",
             EngineError::Locked { .. } => "locked",
             EngineError::Closed => "closed",
             EngineError::Poisoned(_) => "poisoned",

@@ -5,7 +5,7 @@
 //! file or the complete new one. Open removes stale `*.tmp` files left by a
 //! crash between the write and the rename.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -79,8 +79,10 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// An exclusive advisory lock on a data directory's lock file, held for the
-/// life of an engine.
+/// An exclusive advisory lock on the data directory itself, held for the
+/// life of an engine. Locking the directory, not a file in it, means no
+/// file deleted from under a running store (a lock file was) lets a second
+/// store in.
 ///
 /// The lock is an `flock`, so the kernel releases it when the process dies:
 /// a `kill -9` never leaves a directory that cannot be reopened. Two engines
@@ -94,19 +96,14 @@ impl DirLock {
     /// Takes the lock of `layout`'s directory, or fails with
     /// [`EngineError::Locked`] if it is held.
     pub fn acquire(layout: &Layout) -> Result<DirLock> {
-        let path = layout.lock();
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let path = layout.root();
+        let file = File::open(path).map_err(io_err("open", path))?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file }),
             Err(TryLockError::WouldBlock) => Err(EngineError::Locked {
                 path: layout.root().display().to_string(),
             }),
-            Err(TryLockError::Error(err)) => Err(EngineError::io("lock", &path, err)),
+            Err(TryLockError::Error(err)) => Err(EngineError::io("lock", path, err)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! folder under it, in one place.
 //!
 //! ```text
-//! <root>/LOCK                          flock held while an engine is open
+//! <root>                               flock held while an engine is open
 //! <root>/registry.tms                  series snapshot (registry.rs)
 //! <root>/retention.tms                 the retention cutoff (retention.rs)
 //! <root>/wal/                          WAL segments (wal/)
@@ -29,11 +29,6 @@ impl Layout {
     /// The data directory itself.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// The lock file.
-    pub fn lock(&self) -> PathBuf {
-        self.root.join("LOCK")
     }
 
     /// The registry snapshot.

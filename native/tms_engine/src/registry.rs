@@ -58,6 +58,9 @@ pub struct Registry<H: BuildHasher = FastBuildHasher> {
     create_lock: Mutex<()>,
     len: AtomicU64,
     persisted_len: AtomicU64,
+    /// Most series [`Registry::resolve`] may create (replay is not limited:
+    /// series that exist always load).
+    max_series: AtomicU64,
     hasher: H,
 }
 
@@ -97,8 +100,14 @@ impl<H: BuildHasher> Registry<H> {
             create_lock: Mutex::new(()),
             len: AtomicU64::new(0),
             persisted_len: AtomicU64::new(0),
+            max_series: AtomicU64::new(u64::MAX),
             hasher,
         }
+    }
+
+    /// Sets the most series [`Registry::resolve`] may create.
+    pub fn set_max_series(&self, max_series: u64) {
+        self.max_series.store(max_series, Ordering::Relaxed);
     }
 
     /// Number of series; every id below it is assigned.
@@ -153,6 +162,10 @@ impl<H: BuildHasher> Registry<H> {
             return Ok(id);
         }
         let id = self.len();
+        let limit = self.max_series.load(Ordering::Relaxed);
+        if id >= limit {
+            return Err(EngineError::CardinalityLimit { limit });
+        }
         let key = SeriesKey::new(metric, labels);
         let announced = on_create(id, &key)?;
         self.insert(id, Arc::new(key));

@@ -20,6 +20,8 @@ pub struct Config {
     pub flush_threshold: usize,
     /// Ceiling on buffered points; writes past it get `Overloaded`.
     pub max_buffered_points: u64,
+    /// Most series the store may hold; creating more is `CardinalityLimit`.
+    pub max_series: u64,
     /// pco compression level, 0 to 12.
     pub compression_level: usize,
     /// Size bound of the decoded-chunk cache.
@@ -41,6 +43,7 @@ impl Config {
             partition_duration: 86_400_000,
             flush_threshold: 8192,
             max_buffered_points: 20_000_000,
+            max_series: 10_000_000,
             compression_level: 8,
             cache_bytes: 128 << 20,
             max_abs_timestamp: 253_402_300_799_999,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::Engine;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::query::merge;
 use crate::retention;
 use crate::storage::{remove_files, ChunkInput, Segment};
@@ -40,12 +40,34 @@ pub struct CompactReport {
 impl Engine {
     /// Deletes every point before `cutoff`: whole segments that hold
     /// nothing newer are removed from disk, the rest is filtered at query
-    /// time. The cutoff never moves back. Files that cannot be removed are
-    /// reported, not ignored.
-    pub fn delete_before(&self, cutoff: i64) -> Result<RetentionReport> {
+    /// time. The cutoff never moves back, and later writes before it are
+    /// refused. Files that cannot be removed are reported, not ignored.
+    ///
+    /// The cutoff must be a valid timestamp. A cutoff after both the newest
+    /// point and the current time would delete everything and refuse every
+    /// ordinary write from then on, so it takes `force` (a nanosecond
+    /// cutoff on a millisecond store is the mistake this catches).
+    pub fn delete_before(&self, cutoff: i64, force: bool) -> Result<RetentionReport> {
         self.check_open()?;
+        let max = self.config.max_abs_timestamp;
+        if cutoff.unsigned_abs() > max as u64 {
+            return Err(EngineError::invalid(format!(
+                "cutoff {cutoff} is outside the timestamp range ±{max}"
+            )));
+        }
         let _flushing = self.flush_lock.lock();
-        let cutoff = cutoff.max(self.cutoff.load(Ordering::Acquire));
+        if !force {
+            let newest = self.index.max_ts().max(self.buffers.max_ts());
+            let now = self.now_in_units();
+            if cutoff > now && cutoff > newest.saturating_add(1) {
+                return Err(EngineError::invalid(format!(
+                    "cutoff {cutoff} is after both the newest point ({newest}) and now ({now}): it \
+                     would delete every point and refuse every write before it; pass force: true \
+                     if that is what you mean"
+                )));
+            }
+        }
+        let cutoff = cutoff.max(self.cutoff());
         retention::store(&self.layout.cutoff(), cutoff)?;
         self.cutoff.store(cutoff, Ordering::Release);
         let expired: Vec<u64> = self
@@ -103,7 +125,7 @@ impl Engine {
     /// number of series at a time so memory follows the compressed size.
     fn merge_segments(&self, segments: &[Arc<Segment>]) -> Result<Vec<ChunkInput>> {
         const SERIES_PER_ROUND: usize = 1024;
-        let cutoff = self.cutoff.load(Ordering::Acquire);
+        let cutoff = self.cutoff();
         let mut chunks_of: BTreeMap<SeriesId, Vec<(&Arc<Segment>, usize)>> = BTreeMap::new();
         for segment in segments {
             for (index, meta) in segment.chunks.iter().enumerate() {

@@ -27,7 +27,7 @@ mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use moka::sync::Cache;
@@ -82,6 +82,20 @@ impl Engine {
             return Err(EngineError::Closed);
         }
         Ok(())
+    }
+
+    /// The retention cutoff: no point before it is visible or writable.
+    fn cutoff(&self) -> i64 {
+        self.cutoff.load(Ordering::Acquire)
+    }
+
+    /// The wall clock in timestamp units (saturating, for far-off clocks).
+    fn now_in_units(&self) -> i64 {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let units = nanos * self.config.units_per_second as u128 / 1_000_000_000;
+        i64::try_from(units).unwrap_or(i64::MAX)
     }
 
     /// Milliseconds on the engine's monotonic clock (for idle buffers).

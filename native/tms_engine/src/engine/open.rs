@@ -33,6 +33,7 @@ impl Engine {
         let lock = DirLock::acquire(&layout)?;
         remove_stale_tmp(dir)?;
         let registry = Registry::load(&layout.registry())?;
+        registry.set_max_series(config.max_series);
         let index = ChunkIndex::new();
         let loaded = load_segments(&layout, &index)?;
         let cutoff = retention::load(&layout.cutoff())?;

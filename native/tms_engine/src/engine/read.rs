@@ -5,7 +5,6 @@
 //! is seen at least once (twice is harmless), never missed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::stats::Stats;
@@ -178,7 +177,7 @@ impl Engine {
     /// One series' points in `[from, to]`: parts of cached chunks are shared,
     /// not copied, unless sources overlap in time and must be merged.
     fn series_points(&self, id: SeriesId, from: i64, to: i64) -> Result<Points> {
-        let from = from.max(self.cutoff.load(Ordering::Acquire));
+        let from = from.max(self.cutoff());
         if from > to {
             return Ok(Points::owned(Vec::new()));
         }

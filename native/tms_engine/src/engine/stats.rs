@@ -66,6 +66,8 @@ impl Stats {
 #[cfg_attr(feature = "nif", derive(rustler::NifMap))]
 pub struct Info {
     pub series: u64,
+    /// The store's `max_series`.
+    pub max_series: u64,
     pub buffered_points: u64,
     pub segments: u64,
     pub chunks: u64,
@@ -97,6 +99,7 @@ impl Engine {
         let stats = &self.stats;
         Info {
             series: self.registry.len(),
+            max_series: self.config.max_series,
             buffered_points: self.buffers.len(),
             segments: index.segments,
             chunks: index.chunks,

@@ -36,11 +36,18 @@ pub struct BatchSeries<'a> {
 }
 
 impl Engine {
-    fn check_timestamp(&self, ts: i64, entry: usize) -> Result<()> {
+    /// A timestamp is writable when it is in range and not before the
+    /// retention cutoff (where it would be invisible, and deleted).
+    fn check_timestamp(&self, ts: i64, cutoff: i64, entry: usize) -> Result<()> {
         if ts.unsigned_abs() > self.config.max_abs_timestamp as u64 {
             return Err(EngineError::invalid(format!(
                 "entry {entry}: timestamp {ts} is outside ±{}",
                 self.config.max_abs_timestamp
+            )));
+        }
+        if ts < cutoff {
+            return Err(EngineError::invalid(format!(
+                "entry {entry}: timestamp {ts} is before the retention cutoff {cutoff}"
             )));
         }
         Ok(())
@@ -94,12 +101,13 @@ impl Engine {
         }
         Self::check_batch_len(raw.len() / POINT_BYTES)?;
         let known = self.registry.len();
+        let cutoff = self.cutoff();
         for (entry, bytes) in raw.chunks_exact(POINT_BYTES).enumerate() {
             let (id, ts, _) = decode_entry(bytes);
             if id >= known {
                 return Err(EngineError::SeriesNotFound { id, entry });
             }
-            self.check_timestamp(ts, entry)?;
+            self.check_timestamp(ts, cutoff, entry)?;
         }
         self.append(raw)
     }
@@ -121,13 +129,14 @@ impl Engine {
                 .ok_or_else(|| at(EngineError::invalid("label range out of bounds")))?;
             series_key::canonicalize(series.metric, own).map_err(at)?;
         }
+        let cutoff = self.cutoff();
         for (entry, &(series, ts, _)) in batch.points.iter().enumerate() {
             if series >= batch.series.len() {
                 return Err(EngineError::invalid(format!(
                     "entry {entry}: series index out of bounds"
                 )));
             }
-            self.check_timestamp(ts, entry)?;
+            self.check_timestamp(ts, cutoff, entry)?;
         }
         let ids = batch
             .series
@@ -177,8 +186,15 @@ impl Engine {
         if incoming == 0 {
             return Ok(());
         }
+        let limit = self.config.max_buffered_points;
+        if incoming > limit {
+            // Retrying could never help: this is the caller's to split.
+            return Err(EngineError::invalid(format!(
+                "a batch of {incoming} points can never fit under max_buffered_points ({limit}); split it"
+            )));
+        }
         let buffered = self.buffers.len();
-        if buffered.saturating_add(incoming) > self.config.max_buffered_points {
+        if buffered.saturating_add(incoming) > limit {
             return Err(EngineError::Overloaded {
                 buffered,
                 incoming,

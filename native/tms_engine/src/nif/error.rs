@@ -50,6 +50,7 @@ impl Encoder for EngineError {
                 put(atoms::limit(), limit.encode(env));
             }
             EngineError::Locked { path } => put(atoms::path(), path.encode(env)),
+            EngineError::CardinalityLimit { limit } => put(atoms::limit(), limit.encode(env)),
             EngineError::InvalidArgument(_)
             | EngineError::Closed
             | EngineError::Poisoned(_)

@@ -140,8 +140,8 @@ fn flush(engine: EngineArc, scope: Term<'_>) -> Result<FlushReport> {
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
-fn delete_before(engine: EngineArc, cutoff: i64) -> Result<RetentionReport> {
-    engine.delete_before(cutoff)
+fn delete_before(engine: EngineArc, cutoff: i64, force: bool) -> Result<RetentionReport> {
+    engine.delete_before(cutoff, force)
 }
 
 #[rustler::nif(schedule = "DirtyIo")]

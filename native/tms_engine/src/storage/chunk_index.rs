@@ -132,6 +132,17 @@ impl ChunkIndex {
             .unwrap_or(0)
     }
 
+    /// Largest timestamp of any indexed chunk; `i64::MIN` if none.
+    pub fn max_ts(&self) -> i64 {
+        let inner = self.inner.read();
+        inner
+            .segments
+            .values()
+            .map(|s| s.max_ts())
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
     /// Segment, chunk and byte totals.
     pub fn stats(&self) -> IndexStats {
         let inner = self.inner.read();
