@@ -307,6 +307,14 @@ defmodule Tms do
       points are one binary of `<<ts::little-signed-64, value::little-float-64>>`
       per point (IEEE bits, so NaN payloads come through), built without a
       term per point.
+    * `:on_damage` - what a query does when a chunk it needs is unreadable
+      (its payload fails its checksum, or its file vanished): `:skip`
+      (default) answers from everything readable and leaves that chunk's
+      points out; `:error` fails the query with `:corrupt_data` (or `:io`).
+      Either way the damage is counted in `info/1` (`:damaged_chunks`) and
+      logged as a warning once per chunk. Compaction carries every readable
+      chunk over and moves a damaged file to `quarantine/`, counting the
+      loss (`:chunks_lost`, `:points_lost`).
 
   ## Results
 
@@ -371,7 +379,11 @@ defmodule Tms do
     with true <-
            Keyword.keyword?(opts) || invalid("query options must be a keyword list, got: #{inspect(opts)}") do
       with {:ok, opts} <-
-             validate_opts(opts, [step: nil, agg: nil, group_by: nil, format: :list], "query options"),
+             validate_opts(
+               opts,
+               [step: nil, agg: nil, group_by: nil, format: :list, on_damage: :skip],
+               "query options"
+             ),
            do: {:ok, Map.new(opts)}
     end
   end
@@ -510,6 +522,10 @@ defmodule Tms do
     * `:segment_bytes`, `:wal_bytes` - bytes on disk
     * `:cache_hits`, `:cache_misses`, `:cache_bytes` - decoded-chunk cache
     * `:flushes`, `:last_flush_unix_ms` (0 before the first flush)
+    * `:damaged_chunks`, `:corrupt_chunk_reads` - unreadable chunks found
+      since open, and failed reads; `:chunks_lost`, `:points_lost` - what
+      compaction could not carry over
+    * `:series`, `:max_series` - series held, and the ceiling
     * `:quarantined_files`, `:wal_corrupt_records`, `:wal_torn_bytes`,
       `:wal_replayed_points`, `:open_read_bytes` - what the last open found
     * `:problems` - what was quarantined or skipped, in words

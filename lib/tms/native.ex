@@ -23,4 +23,5 @@ defmodule Tms.Native do
   def delete_before(_engine, _cutoff, _force), do: :erlang.nif_error(:nif_not_loaded)
   def compact(_engine, _idle_ms), do: :erlang.nif_error(:nif_not_loaded)
   def info(_engine), do: :erlang.nif_error(:nif_not_loaded)
+  def take_warnings(_engine), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -61,10 +61,29 @@ defmodule Tms.CorruptionTest do
       assert Enum.map(points, &elem(&1, 0)) == Enum.to_list(1_000..1_099) ++ [2_000, 2_002]
     end
 
-    assert {:error, %Tms.Error{kind: :corrupt_data}} =
+    # Series b's chunk in segment 1 is damaged: by default a query answers
+    # what is readable (the WAL's points); with on_damage: :error it fails.
+    assert {:ok, [%{points: [{2_000, _}, {2_002, _}]}]} =
              Tms.query_range(store, "m", %{"host" => "b"}, 0, 10_000)
 
-    assert Tms.info!(store).corrupt_chunk_reads == 1
+    assert {:error, %Tms.Error{kind: :corrupt_data}} =
+             Tms.query_range(store, "m", %{"host" => "b"}, 0, 10_000, on_damage: :error)
+
+    # A whole-metric query answers the healthy series too.
+    assert {:ok, [_, _, _]} = Tms.query_range(store, "m", %{}, 0, 10_000)
+    assert %{corrupt_chunk_reads: 1, damaged_chunks: 1} = Tms.info!(store)
+
+    # Compaction salvages the healthy chunks, quarantines the damaged file
+    # and counts the loss; the partition compacts cleanly from then on.
+    :ok = Tms.flush(store)
+    assert {:ok, %{chunks_lost: 1, points_lost: 100, quarantined: 1}} = Tms.compact(store)
+    assert %{chunks_lost: 1, points_lost: 100, quarantined_files: 2} = Tms.info!(store)
+    assert {:ok, %{chunks_lost: 0}} = Tms.compact(store)
+
+    for h <- ~w(a c) do
+      {:ok, [%{points: points}]} = Tms.query_range(store, "m", %{"host" => h}, 0, 10_000, on_damage: :error)
+      assert Enum.map(points, &elem(&1, 0)) == Enum.to_list(1_000..1_099) ++ [2_000, 2_002]
+    end
   end
 
   test "a flipped byte in the registry stops the store from opening with a clear error", ctx do

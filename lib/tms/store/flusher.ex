@@ -5,7 +5,8 @@ defmodule Tms.Store.Flusher do
   # run is never stacked with a second one.
   #
   #   :pending   every flush_interval       flush buffers that reached flush_threshold
-  #                                          (everything, past half the memory ceiling)
+  #                                          (everything, past half the memory ceiling);
+  #                                          log problems the engine noted (damaged chunks)
   #   :cold      every cold_flush_interval  flush buffers idle for cold_after, then
   #                                          compact partitions closed for cold_after
   #   :retention every retention_interval   delete_before(now - retention), when set
@@ -32,6 +33,7 @@ defmodule Tms.Store.Flusher do
   @impl true
   def handle_info(:pending, state) do
     run(state, "flush", fn -> Tms.engine(:flush, [state.engine, :pending]) end)
+    Tms.Store.Owner.log_warnings(state.store, state.engine)
     arm(:pending, state.config.timers.flush_interval)
     {:noreply, state}
   end

@@ -39,7 +39,7 @@ defmodule Tms.Store.Owner do
         }
 
         :persistent_term.put({Tms, config.name}, handle)
-        report_problems(config, Tms.engine(:info, [engine]))
+        log_warnings(config.name, engine)
         {:ok, %{name: config.name, engine: engine}}
 
       {:error, error} ->
@@ -69,13 +69,16 @@ defmodule Tms.Store.Owner do
     end
   end
 
-  defp report_problems(config, {:ok, info}) do
-    for problem <- info.problems do
-      Logger.warning("Tms store #{inspect(config.name)}: #{problem}")
-    end
-  end
+  @doc false
+  # Logs what the engine noted since the last call (what the open found,
+  # damaged chunks, compaction losses): each problem once.
+  def log_warnings(name, engine) do
+    case Tms.engine(:take_warnings, [engine]) do
+      {:ok, problems} ->
+        Enum.each(problems, &Logger.warning("Tms store #{inspect(name)}: #{&1}"))
 
-  defp report_problems(config, {:error, error}) do
-    Logger.warning("Tms store #{inspect(config.name)}: could not read its state: #{error.message}")
+      {:error, error} ->
+        Logger.warning("Tms store #{inspect(name)}: could not read its problems: #{error.message}")
+    end
   end
 end

@@ -210,3 +210,63 @@ fn torn_newest_wal_and_segment_files_lose_only_what_was_torn() {
         );
     }
 }
+
+#[test]
+fn a_damaged_chunk_is_skipped_or_an_error_and_compaction_salvages_the_rest() {
+    use tms_engine::engine::{OnDamage, QuerySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let ids = series(&engine, 2);
+    let batch: Vec<(u64, i64, f64)> = (0..100)
+        .flat_map(|t| ids.iter().map(move |&id| (id, t, 1.0)))
+        .collect();
+    engine.write_raw(&raw(&batch)).unwrap();
+    engine.flush(FlushScope::All).unwrap();
+    engine.write_raw(&raw(&[(ids[0], 200, 2.0)])).unwrap();
+    engine.flush(FlushScope::All).unwrap();
+    // Flip a payload byte of series 1's chunk in the first segment.
+    let mut segs: Vec<_> = fs::read_dir(dir.path().join("chunks/0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    let mut bytes = fs::read(&segs[0]).unwrap();
+    let offset = u64::from_le_bytes(bytes[40 + 48 + 40..40 + 48 + 48].try_into().unwrap());
+    bytes[offset as usize + 2] ^= 0x5a;
+    fs::write(&segs[0], bytes).unwrap();
+
+    let query = |on_damage| {
+        let spec = QuerySpec {
+            on_damage,
+            ..QuerySpec::default()
+        };
+        engine.query("m", &[], 0, 1_000, &spec)
+    };
+    let skipped = query(OnDamage::Skip).unwrap();
+    assert_eq!(skipped.len(), 1, "series 1 has no readable point");
+    assert_eq!(skipped[0].points.len(), 101);
+    assert!(matches!(
+        query(OnDamage::Fail),
+        Err(EngineError::CorruptData { .. })
+    ));
+    assert_eq!(engine.info().damaged_chunks, 1);
+    assert_eq!(engine.take_warnings().len(), 1, "reported once");
+    assert!(engine.take_warnings().is_empty());
+
+    let report = engine.compact(std::time::Duration::ZERO).unwrap();
+    assert_eq!(
+        (report.chunks_lost, report.points_lost, report.quarantined),
+        (1, 100, 1)
+    );
+    assert_eq!(
+        fs::read_dir(dir.path().join("quarantine")).unwrap().count(),
+        1
+    );
+    assert_eq!(points(&engine, ids[0]).len(), 101);
+    assert!(points(&engine, ids[1]).is_empty());
+    let info = engine.info();
+    assert_eq!(
+        (info.chunks_lost, info.points_lost, info.segments),
+        (1, 100, 1)
+    );
+}

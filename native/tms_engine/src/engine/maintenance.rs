@@ -2,16 +2,18 @@
 //! (merging a closed partition's segments into one), both crash-safe: the
 //! new state is durable before the old files go.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::chunks::is_damage;
+use super::stats::Stats;
 use super::Engine;
 use crate::error::{EngineError, Result};
 use crate::query::merge;
 use crate::retention;
-use crate::storage::{remove_files, ChunkInput, Segment};
+use crate::storage::{quarantine, remove_files, ChunkInput, ChunkRef, Segment};
 use crate::types::{Point, SeriesId};
 
 /// What `delete_before` did.
@@ -33,8 +35,23 @@ pub struct CompactReport {
     pub segments_merged: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Damaged chunks left behind, and their points (see `merge_segments`).
+    pub chunks_lost: u64,
+    pub points_lost: u64,
+    /// Old segment files with damage, moved to quarantine.
+    pub quarantined: u64,
     /// Old segment files that could not be removed, with the reason.
     pub unremoved: Vec<(String, String)>,
+}
+
+/// What merging a partition's segments produced.
+#[derive(Default)]
+struct Merged {
+    inputs: Vec<ChunkInput>,
+    chunks_lost: u64,
+    points_lost: u64,
+    /// Segments with a damaged chunk.
+    damaged: HashSet<u64>,
 }
 
 impl Engine {
@@ -95,14 +112,26 @@ impl Engine {
         let _flushing = self.flush_lock.lock();
         let mut report = CompactReport::default();
         let now = SystemTime::now();
+        let damaged_seqs = self.damaged_segments();
         for (partition, segments) in self.index.by_partition() {
             let settled = segments
                 .iter()
                 .all(|s| now.duration_since(s.written).is_ok_and(|age| age >= idle));
-            if segments.len() < 2 || !settled || self.buffers.holds_partition(partition) {
+            // One segment needs no merge, unless it holds a damaged chunk
+            // to salvage the rest from.
+            let salvage = segments.iter().any(|s| damaged_seqs.contains(&s.seq));
+            if (segments.len() < 2 && !salvage)
+                || !settled
+                || self.buffers.holds_partition(partition)
+            {
                 continue;
             }
-            let inputs = self.merge_segments(&segments)?;
+            let Merged {
+                inputs,
+                chunks_lost,
+                points_lost,
+                damaged,
+            } = self.merge_segments(&segments)?;
             let merged = if inputs.is_empty() {
                 None
             } else {
@@ -115,35 +144,75 @@ impl Engine {
             report.bytes_after += merged.as_ref().map_or(0, |s| s.file_bytes);
             let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
             let removed = self.index.replace(&seqs, merged);
-            report.unremoved.extend(remove_files(&removed));
+            // Healthy files go; a damaged one is kept for inspection.
+            let (damaged, healthy): (Vec<_>, Vec<_>) =
+                removed.into_iter().partition(|s| damaged.contains(&s.seq));
+            report.unremoved.extend(remove_files(&healthy));
+            for segment in damaged {
+                match quarantine(&self.layout, &segment.path) {
+                    Ok(()) => {
+                        report.quarantined += 1;
+                        Stats::bump(&self.stats.quarantined);
+                    }
+                    Err(err) => report
+                        .unremoved
+                        .push((segment.path.display().to_string(), err.to_string())),
+                }
+            }
+            if chunks_lost > 0 {
+                self.stats.note_problem(format!(
+                    "compaction of partition {partition} carried over every readable chunk; \
+                     {chunks_lost} damaged chunks ({points_lost} points) are lost, their files \
+                     moved to quarantine"
+                ));
+            }
+            report.chunks_lost += chunks_lost;
+            report.points_lost += points_lost;
+            self.stats
+                .chunks_lost
+                .fetch_add(chunks_lost, Ordering::Relaxed);
+            self.stats
+                .points_lost
+                .fetch_add(points_lost, Ordering::Relaxed);
         }
         Ok(report)
     }
 
     /// One chunk per series of `segments` (oldest first), merged
     /// last-write-wins, without points before the cutoff. Decodes a bounded
-    /// number of series at a time so memory follows the compressed size.
-    fn merge_segments(&self, segments: &[Arc<Segment>]) -> Result<Vec<ChunkInput>> {
+    /// number of series at a time so memory follows the compressed size. A
+    /// damaged chunk is left out and counted, and its segment named, so that
+    /// compaction salvages the healthy chunks instead of failing for good.
+    fn merge_segments(&self, segments: &[Arc<Segment>]) -> Result<Merged> {
         const SERIES_PER_ROUND: usize = 1024;
         let cutoff = self.cutoff();
-        let mut chunks_of: BTreeMap<SeriesId, Vec<(&Arc<Segment>, usize)>> = BTreeMap::new();
+        let mut chunks_of: BTreeMap<SeriesId, Vec<ChunkRef>> = BTreeMap::new();
         for segment in segments {
             for (index, meta) in segment.chunks.iter().enumerate() {
-                chunks_of
-                    .entry(meta.series)
-                    .or_default()
-                    .push((segment, index));
+                chunks_of.entry(meta.series).or_default().push(ChunkRef {
+                    segment: Arc::clone(segment),
+                    index,
+                });
             }
         }
         let all: Vec<_> = chunks_of.into_iter().collect();
-        let mut inputs = Vec::with_capacity(all.len());
+        let mut out = Merged::default();
         for round in all.chunks(SERIES_PER_ROUND) {
             let mut merged = Vec::with_capacity(round.len());
             for (series, chunks) in round {
-                let decoded = chunks
-                    .iter()
-                    .map(|(segment, index)| segment.read_chunk(*index))
-                    .collect::<Result<Vec<_>>>()?;
+                let mut decoded = Vec::with_capacity(chunks.len());
+                for chunk in chunks {
+                    match chunk.segment.read_chunk(chunk.index) {
+                        Ok(points) => decoded.push(points),
+                        Err(err) if is_damage(&err) => {
+                            self.note_damage(chunk, &err);
+                            out.chunks_lost += 1;
+                            out.points_lost += chunk.segment.chunks[chunk.index].count as u64;
+                            out.damaged.insert(chunk.segment.seq);
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
                 let runs: Vec<&[Point]> = decoded.iter().map(Vec::as_slice).collect();
                 let mut points = merge(&runs);
                 points.retain(|p| p.0 >= cutoff);
@@ -153,8 +222,8 @@ impl Engine {
             }
             let runs: Vec<(SeriesId, &[Point])> =
                 merged.iter().map(|(s, p)| (*s, p.as_slice())).collect();
-            inputs.extend(self.encode_chunks(&runs)?);
+            out.inputs.extend(self.encode_chunks(&runs)?);
         }
-        Ok(inputs)
+        Ok(out)
     }
 }

@@ -17,6 +17,7 @@
 //! Prometheus splits its `Head`): open.rs (open, recovery, close), write.rs,
 //! read.rs, flush.rs, maintenance.rs (compaction, retention) and stats.rs.
 
+mod chunks;
 mod config;
 mod flush;
 mod maintenance;
@@ -25,6 +26,7 @@ mod read;
 mod stats;
 mod write;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -44,6 +46,7 @@ use crate::storage::ChunkIndex;
 use crate::types::{Point, SeriesId};
 use crate::wal::{Syncer, Wal};
 
+pub use chunks::OnDamage;
 pub use config::Config;
 pub use flush::{FlushReport, FlushScope};
 pub use maintenance::{CompactReport, RetentionReport};
@@ -61,6 +64,8 @@ pub struct Engine {
     index: ChunkIndex,
     /// Decoded chunks by (segment seq, chunk index), weighed in bytes.
     cache: Cache<(u64, u32), Arc<Vec<Point>>>,
+    /// Chunks found unreadable, by (segment seq, chunk index): read once.
+    damaged: Mutex<HashSet<(u64, u32), FastBuildHasher>>,
     /// Caller hashes of series it identified before (see `hinted`).
     hints: DashMap<u64, (SeriesId, Arc<SeriesKey>), FastBuildHasher>,
     /// Serializes flushes, compaction and retention: segment numbers must

@@ -95,6 +95,7 @@ impl Engine {
             index,
             cache,
             hints: DashMap::default(),
+            damaged: Mutex::default(),
             flush_lock: Mutex::new(()),
             cutoff: AtomicI64::new(cutoff),
             clock: Instant::now(),

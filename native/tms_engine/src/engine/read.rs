@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::stats::Stats;
+use super::chunks::{is_damage, OnDamage};
 use super::Engine;
 use crate::error::{EngineError, Result};
 use crate::index::Matcher;
 use crate::parallel;
 use crate::query::{self, Agg, Points, Run};
 use crate::series_key::SeriesKey;
-use crate::storage::ChunkRef;
 use crate::types::{Point, SeriesId};
 
 /// What a range query computes beyond selecting series.
@@ -26,6 +25,8 @@ pub struct QuerySpec {
     /// One result per distinct combination of these labels' values
     /// (an empty list: one result for all series); needs `step` and `agg`.
     pub group_by: Option<Vec<String>>,
+    /// Whether a damaged chunk leaves its points out or fails the query.
+    pub on_damage: OnDamage,
 }
 
 /// Label pairs sorted by name.
@@ -111,7 +112,7 @@ impl Engine {
         let (Some((step, agg)), Some(group_by)) = (aggregation, &spec.group_by) else {
             // One result per series: its raw points, or its buckets.
             let points = parallel::map(&series, parallel::cores(), min_parallel, |(id, _)| {
-                let points = self.series_points(*id, from, to)?;
+                let points = self.series_points(*id, from, to, spec.on_damage)?;
                 Ok(match aggregation {
                     None => points,
                     Some((step, agg)) => {
@@ -131,7 +132,7 @@ impl Engine {
                 .collect());
         };
         let buckets = parallel::map(&series, parallel::cores(), min_parallel, |(id, _)| {
-            self.series_points(*id, from, to)
+            self.series_points(*id, from, to, spec.on_damage)
                 .map(|points| query::bucketize(points.iter(), from, step, agg))
         })?;
         let mut groups: BTreeMap<LabelSet, query::Buckets> = BTreeMap::new();
@@ -169,14 +170,22 @@ impl Engine {
         })
     }
 
-    /// One series' points in `[from, to]`, last write wins.
+    /// One series' points in `[from, to]`, last write wins; a damaged
+    /// chunk is an error.
     pub fn read_series(&self, id: SeriesId, from: i64, to: i64) -> Result<Vec<Point>> {
-        self.series_points(id, from, to).map(|p| p.iter().collect())
+        self.series_points(id, from, to, OnDamage::Fail)
+            .map(|p| p.iter().collect())
     }
 
     /// One series' points in `[from, to]`: parts of cached chunks are shared,
     /// not copied, unless sources overlap in time and must be merged.
-    fn series_points(&self, id: SeriesId, from: i64, to: i64) -> Result<Points> {
+    fn series_points(
+        &self,
+        id: SeriesId,
+        from: i64,
+        to: i64,
+        on_damage: OnDamage,
+    ) -> Result<Points> {
         let from = from.max(self.cutoff());
         if from > to {
             return Ok(Points::owned(Vec::new()));
@@ -184,7 +193,7 @@ impl Engine {
         // A segment replaced by compaction or dropped by retention between
         // the index lookup and the read: look up again (rarely twice).
         for _ in 0..4 {
-            if let Some(points) = self.read_series_once(id, from, to)? {
+            if let Some(points) = self.read_series_once(id, from, to, on_damage)? {
                 return Ok(points);
             }
         }
@@ -193,7 +202,13 @@ impl Engine {
         )))
     }
 
-    fn read_series_once(&self, id: SeriesId, from: i64, to: i64) -> Result<Option<Points>> {
+    fn read_series_once(
+        &self,
+        id: SeriesId,
+        from: i64,
+        to: i64,
+        on_damage: OnDamage,
+    ) -> Result<Option<Points>> {
         // Buffers before the index: a flush that finishes in between is
         // then seen twice (harmless), never missed.
         let buffered = self.buffers.read(id, from, to);
@@ -203,6 +218,7 @@ impl Engine {
             match self.chunk_points(chunk) {
                 Ok(points) => decoded.push(points),
                 Err(_) if chunk.segment.is_removed() => return Ok(None),
+                Err(err) if on_damage == OnDamage::Skip && is_damage(&err) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -215,25 +231,5 @@ impl Engine {
             .chain(buffered.into_iter().map(Run::Owned))
             .collect();
         Ok(Some(Points::from_runs(runs)))
-    }
-
-    fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
-        let key = (chunk.segment.seq, chunk.index as u32);
-        if let Some(points) = self.cache.get(&key) {
-            Stats::bump(&self.stats.cache_hits);
-            return Ok(points);
-        }
-        Stats::bump(&self.stats.cache_misses);
-        let points = match chunk.segment.read_chunk(chunk.index) {
-            Ok(points) => Arc::new(points),
-            Err(err) => {
-                if let EngineError::CorruptData { reason, .. } = &err {
-                    self.stats.note_corrupt_chunk(&chunk.segment.path, reason);
-                }
-                return Err(err);
-            }
-        };
-        self.cache.insert(key, Arc::clone(&points));
-        Ok(points)
     }
 }

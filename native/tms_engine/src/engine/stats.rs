@@ -1,6 +1,5 @@
 //! The engine's counters, and the [`Info`] snapshot `Tms.info` shows.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,12 +20,17 @@ pub(super) struct Stats {
     pub flushes: AtomicU64,
     pub last_flush_unix_ms: AtomicU64,
     pub quarantined: AtomicU64,
-    /// Chunk reads that failed their checksum (a damaged payload).
+    /// Chunk reads that failed (a payload failing its checksum, a file gone).
     pub corrupt_chunk_reads: AtomicU64,
+    /// Chunks compaction could not carry over, and their points.
+    pub chunks_lost: AtomicU64,
+    pub points_lost: AtomicU64,
     /// What the open found (fixed after open).
     pub open_read_bytes: u64,
     pub replay: ReplayReport,
     pub problems: Mutex<Vec<String>>,
+    /// Problems not yet handed to [`Engine::take_warnings`].
+    pub unreported: Mutex<Vec<String>>,
 }
 
 impl Stats {
@@ -38,17 +42,14 @@ impl Stats {
     /// Keeps a problem for `info`, in words; past [`MAX_PROBLEMS`] only the
     /// counters go on growing.
     pub fn note_problem(&self, problem: String) {
+        let mut unreported = self.unreported.lock();
+        if unreported.len() < MAX_PROBLEMS {
+            unreported.push(problem.clone());
+        }
         let mut problems = self.problems.lock();
         if problems.len() < MAX_PROBLEMS {
             problems.push(problem);
         }
-    }
-
-    /// Counts a chunk that failed its checksum (every failed read counts)
-    /// and says so among the problems.
-    pub fn note_corrupt_chunk(&self, path: &Path, reason: &str) {
-        Self::bump(&self.corrupt_chunk_reads);
-        self.note_problem(format!("{}: {reason}", path.display()));
     }
 
     /// Counts a completed flush and stamps its wall-clock time.
@@ -81,6 +82,12 @@ pub struct Info {
     pub last_flush_unix_ms: u64,
     pub quarantined_files: u64,
     pub corrupt_chunk_reads: u64,
+    /// Distinct chunks found unreadable since open.
+    pub damaged_chunks: u64,
+    /// Chunks, and their points, that compaction could not carry over (their
+    /// files went to quarantine).
+    pub chunks_lost: u64,
+    pub points_lost: u64,
     /// Bytes of segment headers and tables the open read.
     pub open_read_bytes: u64,
     pub wal_replayed_points: u64,
@@ -91,6 +98,12 @@ pub struct Info {
 }
 
 impl Engine {
+    /// Problems noted since the last call (quarantined files, damaged
+    /// chunks, replay damage), for the caller to log.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.stats.unreported.lock())
+    }
+
     /// Counters and sizes, read now.
     pub fn info(&self) -> Info {
         let index = self.index.stats();
@@ -112,6 +125,9 @@ impl Engine {
             last_flush_unix_ms: load(&stats.last_flush_unix_ms),
             quarantined_files: load(&stats.quarantined),
             corrupt_chunk_reads: load(&stats.corrupt_chunk_reads),
+            damaged_chunks: self.damaged.lock().len() as u64,
+            chunks_lost: load(&stats.chunks_lost),
+            points_lost: load(&stats.points_lost),
             open_read_bytes: stats.open_read_bytes,
             wal_replayed_points: stats.replay.points,
             wal_corrupt_records: stats.replay.corrupt_records,

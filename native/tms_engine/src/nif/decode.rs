@@ -10,7 +10,9 @@ use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Decoder, Encoder, Env, NifResult, Term};
 
 use super::atoms;
-use crate::engine::{BatchSeries, Engine, FlushScope, LabeledBatch, QuerySpec, MAX_BATCH_POINTS};
+use crate::engine::{
+    BatchSeries, Engine, FlushScope, LabeledBatch, OnDamage, QuerySpec, MAX_BATCH_POINTS,
+};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
 use crate::index::Matcher;
@@ -319,11 +321,18 @@ pub fn decode_query_opts(opts: Term<'_>) -> Result<(QuerySpec, bool)> {
         Some(f) if f.decode::<Atom>().is_ok_and(|a| a == atoms::list()) => false,
         Some(_) => return Err(invalid("format must be :list or :binary")),
     };
+    let on_damage = match get("on_damage")? {
+        None => OnDamage::default(),
+        Some(f) if f.decode::<Atom>().is_ok_and(|a| a == atoms::skip()) => OnDamage::Skip,
+        Some(f) if f.decode::<Atom>().is_ok_and(|a| a == atoms::error()) => OnDamage::Fail,
+        Some(_) => return Err(invalid("on_damage must be :skip or :error")),
+    };
     Ok((
         QuerySpec {
             step,
             agg,
             group_by,
+            on_damage,
         },
         binary,
     ))

@@ -36,7 +36,7 @@ mod atoms {
         always, never, interval, all, pending, idle,
         op, path, errno, reason, found, supported, id, entry,
         buffered, incoming, limit,
-        metric, labels, points, nil, binary, list,
+        metric, labels, points, nil, binary, list, skip,
     }
 }
 
@@ -147,6 +147,12 @@ fn delete_before(engine: EngineArc, cutoff: i64, force: bool) -> Result<Retentio
 #[rustler::nif(schedule = "DirtyIo")]
 fn compact(engine: EngineArc, idle_ms: u64) -> Result<CompactReport> {
     engine.compact(Duration::from_millis(idle_ms))
+}
+
+/// Problems noted since the last call, for the caller to log.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn take_warnings(engine: EngineArc) -> Result<Vec<String>> {
+    Ok(engine.take_warnings())
 }
 
 /// Reads directory sizes: dirty I/O.

@@ -8,5 +8,5 @@ mod scan;
 pub mod segment;
 
 pub use chunk_index::{ChunkIndex, ChunkRef, IndexStats};
-pub use scan::{load_segments, remove_files, Loaded};
+pub use scan::{load_segments, quarantine, remove_files, Loaded};
 pub use segment::{ChunkInput, Segment};

@@ -70,7 +70,7 @@ pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
 
 /// Moves a corrupt file into the quarantine directory, named after its
 /// partition and file name, so it is kept for inspection but never read again.
-fn quarantine(layout: &Layout, path: &Path) -> Result<()> {
+pub fn quarantine(layout: &Layout, path: &Path) -> Result<()> {
     let target_dir = layout.quarantine();
     ensure_dir(&target_dir)?;
     let name_of = |p: Option<&Path>| {
