@@ -526,6 +526,8 @@ defmodule Tms do
       since open, and failed reads; `:chunks_lost`, `:points_lost` - what
       compaction could not carry over
     * `:series`, `:max_series` - series held, and the ceiling
+    * `:missing_segments` - segment files the manifest listed that were gone
+      at the last open (their points are lost; logged as a warning)
     * `:quarantined_files`, `:wal_corrupt_records`, `:wal_torn_bytes`,
       `:wal_replayed_points`, `:open_read_bytes` - what the last open found
     * `:problems` - what was quarantined or skipped, in words

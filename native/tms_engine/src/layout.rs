@@ -5,6 +5,7 @@
 //! <root>                               flock held while an engine is open
 //! <root>/registry.tms                  series snapshot (registry.rs)
 //! <root>/retention.tms                 the retention cutoff (retention.rs)
+//! <root>/manifest.tms                  the live segments (storage/manifest.rs)
 //! <root>/wal/                          WAL segments (wal/)
 //! <root>/chunks/<partition>/<seq>.seg  segment files (storage/segment.rs)
 //! <root>/quarantine/                   files that failed their checksum
@@ -39,6 +40,11 @@ impl Layout {
     /// The retention cutoff file.
     pub fn cutoff(&self) -> PathBuf {
         self.root.join("retention.tms")
+    }
+
+    /// The manifest of live segments.
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("manifest.tms")
     }
 
     /// The WAL's directory.

@@ -9,7 +9,7 @@
 //! segment, then the tickets, then the buffers, so it never deletes a
 //! segment whose data is still on its way. Writers never wait for a flush.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use crate::buffer::Sealed;
 use crate::error::Result;
 use crate::files::ensure_dir;
 use crate::parallel;
+use crate::storage::manifest::{self, SegmentId};
 use crate::storage::segment;
 use crate::storage::{ChunkInput, Segment};
 use crate::types::{Point, SeriesId};
@@ -138,6 +139,9 @@ impl Engine {
         }
     }
 
+    /// Writes the sealed points as segment `seq`, and lists it in the
+    /// manifest before anyone can see it. A segment the manifest could not
+    /// record is removed again (at the next open it would be a leftover).
     fn write_segment(
         &self,
         partition: i64,
@@ -149,7 +153,27 @@ impl Engine {
             .map(|(s, x)| (*s, x.points.as_slice()))
             .collect();
         let inputs = self.encode_chunks(&runs)?;
-        self.write_inputs(partition, seq, inputs)
+        let segment = self.write_inputs(partition, seq, inputs)?;
+        if let Err(err) = self.record_segments(Some(&segment), &[]) {
+            let _ = std::fs::remove_file(&segment.path);
+            return Err(err);
+        }
+        Ok(segment)
+    }
+
+    /// Records the live segment set after a change (the indexed segments,
+    /// without `removed`, with `added`) in the manifest. Called under the
+    /// flush lock, before the change becomes visible.
+    pub(super) fn record_segments(&self, added: Option<&Segment>, removed: &[u64]) -> Result<()> {
+        let removed: HashSet<u64> = removed.iter().copied().collect();
+        let mut live: Vec<SegmentId> = self
+            .index
+            .segment_ids()
+            .into_iter()
+            .filter(|(_, seq)| !removed.contains(seq))
+            .collect();
+        live.extend(added.map(|s| (s.partition, s.seq)));
+        manifest::store(&self.layout.manifest(), &live)
     }
 
     /// Compresses runs into chunks on all cores but one (compression is

@@ -95,6 +95,9 @@ impl Engine {
             .filter(|s| s.max_ts() < cutoff)
             .map(|s| s.seq)
             .collect();
+        if !expired.is_empty() {
+            self.record_segments(None, &expired)?;
+        }
         let removed = self.index.replace(&expired, None);
         Ok(RetentionReport {
             segments_removed: removed.len() as u64,
@@ -138,11 +141,20 @@ impl Engine {
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                 Some(Arc::new(self.write_inputs(partition, seq, inputs)?))
             };
+            let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
+            // The manifest lists the merged segment instead of its inputs
+            // before either change is visible; failing that, the merged file
+            // is a leftover to remove.
+            if let Err(err) = self.record_segments(merged.as_deref(), &seqs) {
+                if let Some(merged) = &merged {
+                    let _ = std::fs::remove_file(&merged.path);
+                }
+                return Err(err);
+            }
             report.partitions += 1;
             report.segments_merged += segments.len() as u64;
             report.bytes_before += segments.iter().map(|s| s.file_bytes).sum::<u64>();
             report.bytes_after += merged.as_ref().map_or(0, |s| s.file_bytes);
-            let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
             let removed = self.index.replace(&seqs, merged);
             // Healthy files go; a damaged one is kept for inspection.
             let (damaged, healthy): (Vec<_>, Vec<_>) =

@@ -61,6 +61,7 @@ impl Engine {
         let stats = Stats {
             quarantined: AtomicU64::new(loaded.quarantined),
             open_read_bytes: loaded.bytes_read,
+            missing_segments: loaded.missing,
             replay,
             ..Stats::default()
         };

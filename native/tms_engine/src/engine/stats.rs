@@ -20,6 +20,8 @@ pub(super) struct Stats {
     pub flushes: AtomicU64,
     pub last_flush_unix_ms: AtomicU64,
     pub quarantined: AtomicU64,
+    /// Segment files the manifest listed that were gone at open.
+    pub missing_segments: u64,
     /// Chunk reads that failed (a payload failing its checksum, a file gone).
     pub corrupt_chunk_reads: AtomicU64,
     /// Chunks compaction could not carry over, and their points.
@@ -81,6 +83,8 @@ pub struct Info {
     /// 0 before the first flush.
     pub last_flush_unix_ms: u64,
     pub quarantined_files: u64,
+    /// Segment files listed in the manifest but gone at the last open.
+    pub missing_segments: u64,
     pub corrupt_chunk_reads: u64,
     /// Distinct chunks found unreadable since open.
     pub damaged_chunks: u64,
@@ -124,6 +128,7 @@ impl Engine {
             flushes: load(&stats.flushes),
             last_flush_unix_ms: load(&stats.last_flush_unix_ms),
             quarantined_files: load(&stats.quarantined),
+            missing_segments: stats.missing_segments,
             corrupt_chunk_reads: load(&stats.corrupt_chunk_reads),
             damaged_chunks: self.damaged.lock().len() as u64,
             chunks_lost: load(&stats.chunks_lost),

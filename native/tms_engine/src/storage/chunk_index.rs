@@ -132,6 +132,16 @@ impl ChunkIndex {
             .unwrap_or(0)
     }
 
+    /// `(partition, seq)` of every indexed segment, in sequence order.
+    pub fn segment_ids(&self) -> Vec<(i64, u64)> {
+        let inner = self.inner.read();
+        inner
+            .segments
+            .values()
+            .map(|s| (s.partition, s.seq))
+            .collect()
+    }
+
     /// Largest timestamp of any indexed chunk; `i64::MIN` if none.
     pub fn max_ts(&self) -> i64 {
         let inner = self.inner.read();

@@ -4,6 +4,7 @@
 
 pub mod chunk;
 pub mod chunk_index;
+pub mod manifest;
 mod scan;
 pub mod segment;
 

@@ -3,13 +3,17 @@
 //! Open lists `chunks/<partition>/`, reads each segment's header and table
 //! (never a payload), quarantines a file that fails its checksum, and indexes
 //! the rest in sequence order. A corrupt file never aborts the open or hides
-//! the others.
+//! the others. The manifest (manifest.rs) says which files are live: a listed
+//! file that is missing is reported as lost, an unlisted one (a crashed
+//! flush's or compaction's leftover) is removed.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::chunk_index::ChunkIndex;
+use super::manifest::{self, SegmentId};
 use super::segment::{self, Segment};
 use crate::error::{io_err, EngineError, Result};
 use crate::files::{ensure_dir, parent, remove_stale_tmp, sync_dir};
@@ -22,7 +26,10 @@ pub struct Loaded {
     pub quarantined: u64,
     /// Bytes of headers and tables read.
     pub bytes_read: u64,
-    /// One line per quarantined file, saying why.
+    /// Files the manifest lists that are gone, and unlisted leftovers removed.
+    pub missing: u64,
+    pub leftovers: u64,
+    /// One line per quarantined or missing file, saying why.
     pub problems: Vec<String>,
 }
 
@@ -30,6 +37,9 @@ pub struct Loaded {
 pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
     let chunks_dir = layout.chunks();
     ensure_dir(&chunks_dir)?;
+    let listed: Option<HashSet<SegmentId>> =
+        manifest::load(&layout.manifest())?.map(|l| l.into_iter().collect());
+    let mut quarantined = HashSet::new();
     let mut loaded = Loaded::default();
     let mut segments = Vec::new();
     for partition in fs::read_dir(&chunks_dir).map_err(io_err("list directory", &chunks_dir))? {
@@ -46,11 +56,20 @@ pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
                 continue;
             }
             match segment::open(&path) {
+                Ok((segment, _))
+                    if listed
+                        .as_ref()
+                        .is_some_and(|l| !l.contains(&(segment.partition, segment.seq))) =>
+                {
+                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    loaded.leftovers += 1;
+                }
                 Ok((segment, read)) => {
                     loaded.bytes_read += read;
                     segments.push(segment);
                 }
                 Err(EngineError::CorruptData { reason, .. }) => {
+                    quarantined.extend(id_from_path(&path));
                     quarantine(layout, &path)?;
                     loaded.quarantined += 1;
                     loaded
@@ -62,10 +81,33 @@ pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
         }
     }
     segments.sort_unstable_by_key(|s| s.seq);
+    let live: HashSet<SegmentId> = segments.iter().map(|s| (s.partition, s.seq)).collect();
+    for (partition, seq) in listed.iter().flatten() {
+        if !live.contains(&(*partition, *seq)) && !quarantined.contains(&(*partition, *seq)) {
+            loaded.missing += 1;
+            loaded.problems.push(format!(
+                "segment {} of partition {partition} is listed in the manifest but gone (its points are lost, or in quarantine)",
+                layout.segment(*partition, *seq).display()
+            ));
+        }
+    }
+    // Record what open found, so a loss is reported once and an old store
+    // (no manifest yet) gets one.
+    if listed.as_ref() != Some(&live) {
+        let ids: Vec<SegmentId> = segments.iter().map(|s| (s.partition, s.seq)).collect();
+        manifest::store(&layout.manifest(), &ids)?;
+    }
     for segment in segments {
         index.add(Arc::new(segment));
     }
     Ok(loaded)
+}
+
+/// The partition and sequence number a segment's path names (layout.rs).
+fn id_from_path(path: &Path) -> Option<SegmentId> {
+    let seq = path.file_stem()?.to_str()?.parse().ok()?;
+    let partition = path.parent()?.file_name()?.to_str()?.parse().ok()?;
+    Some((partition, seq))
 }
 
 /// Moves a corrupt file into the quarantine directory, named after its
