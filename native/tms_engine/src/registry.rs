@@ -201,8 +201,17 @@ impl<H: BuildHasher> Registry<H> {
         let hash = self.labels_hash(&key.labels);
         self.keys.write().push(Arc::clone(&key));
         self.postings.add(id, &key.metric, &key.labels);
-        let mut series = self.by_metric.entry(key.metric.clone()).or_default();
-        series.by_labels.entry(hash).or_default().push((id, key));
+        // The metric name is copied only for a new metric, and a hash's list
+        // starts with room for one series (a Vec's first push reserves four).
+        let mut series = match self.by_metric.get_mut(&*key.metric) {
+            Some(series) => series,
+            None => self.by_metric.entry(key.metric.clone()).or_default(),
+        };
+        series
+            .by_labels
+            .entry(hash)
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push((id, key));
         // Publish the id last: a raw write may use it as soon as len passes it.
         self.len.store(id + 1, Ordering::Release);
     }

@@ -28,16 +28,29 @@ impl LabelIndex {
     /// Adds series `id`, which must be higher than every id added before.
     pub fn add(&self, id: SeriesId, metric: &str, labels: &[(Box<str>, Box<str>)]) {
         let mut inner = self.inner.write();
-        let postings = inner.entry(metric.into()).or_default();
+        // Keys are copied only when new: `entry` would take (and, for an
+        // existing key, free) a copy per label of every series, which is most
+        // of what opening a store with a million series spends.
+        if !inner.contains_key(metric) {
+            inner.insert(metric.into(), Postings::default());
+        }
+        let Some(postings) = inner.get_mut(metric) else {
+            return;
+        };
         postings.all.push(id);
         for (name, value) in labels {
-            postings
-                .labels
-                .entry(name.clone())
-                .or_default()
-                .entry(value.clone())
-                .or_default()
-                .push(id);
+            if !postings.labels.contains_key(name) {
+                postings.labels.insert(name.clone(), BTreeMap::new());
+            }
+            let Some(values) = postings.labels.get_mut(name) else {
+                continue;
+            };
+            match values.get_mut(value) {
+                Some(ids) => ids.push(id),
+                None => {
+                    values.insert(value.clone(), vec![id]);
+                }
+            }
         }
     }
 
