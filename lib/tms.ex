@@ -14,7 +14,10 @@ defmodule Tms do
   ## Data model
 
   A *series* is a metric name plus labels (string keys and values; atom keys
-  are accepted and stored as strings). A *point* is an integer timestamp in
+  are accepted and stored as strings). Labels follow Prometheus' rules: a
+  label with an empty value is the same as no label (it is dropped on every
+  write path, so `%{"a" => "x", "b" => ""}` and `%{"a" => "x"}` are one
+  series), and `__name__` is reserved for the metric name. A *point* is an integer timestamp in
   the store's `:time_unit` and a float value. Integers are accepted as
   values. NaN, +Inf, -Inf and -0.0 are valid values and round-trip
   bit-exact; since BEAM floats cannot be NaN or infinite, they are the atoms
@@ -85,8 +88,8 @@ defmodule Tms do
 
   ## Limits
 
-  Metric and label names: 1 to 256 bytes of UTF-8. Label values: 1 to 4096
-  bytes. At most 64 labels per series and 4,194,304 points per call (and
+  Metric and label names: any UTF-8 of 1 to 256 bytes (as Prometheus 3
+  accepts). Label values: up to 4096 bytes (an empty value is no label). At most 64 labels per series and 4,194,304 points per call (and
   never more than `:max_buffered_points`). At most `:max_series` series.
 
   ## Errors

@@ -56,12 +56,22 @@ impl SeriesKey {
     }
 }
 
-/// Checks a metric name and labels against the limits and sorts the labels
-/// by name, the canonical order every lookup and stored key uses.
+/// The label name reserved for the metric: import formats carry the metric
+/// under it, and it never appears among a series' own labels.
+pub const METRIC_LABEL: &str = "__name__";
+
+/// Checks a metric name and labels against the limits and puts them in the
+/// canonical form every lookup and stored key uses: labels with an empty
+/// value dropped (Prometheus' rule: an empty value is no label), the rest
+/// sorted by name. Returns how many labels are kept, at the front of
+/// `labels`; the dropped ones follow them.
+///
+/// Names are any UTF-8 of 1 to [`MAX_NAME_BYTES`] bytes (as Prometheus 3
+/// accepts), except [`METRIC_LABEL`]; values up to [`MAX_VALUE_BYTES`].
 pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
     metric: &str,
     labels: &mut [(K, V)],
-) -> Result<()> {
+) -> Result<usize> {
     if metric.is_empty() {
         return Err(EngineError::invalid("metric name must not be empty"));
     }
@@ -69,12 +79,6 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
         return Err(EngineError::invalid(format!(
             "metric name is {} bytes, the limit is {MAX_NAME_BYTES}",
             metric.len()
-        )));
-    }
-    if labels.len() > MAX_LABELS {
-        return Err(EngineError::invalid(format!(
-            "{} labels, the limit is {MAX_LABELS}",
-            labels.len()
         )));
     }
     for (name, value) in labels.iter() {
@@ -85,9 +89,14 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
                 name.len()
             )));
         }
-        if value.is_empty() || value.len() > MAX_VALUE_BYTES {
+        if name == METRIC_LABEL {
             return Err(EngineError::invalid(format!(
-                "label {name:?}: value must be 1 to {MAX_VALUE_BYTES} bytes, got {}",
+                "label {METRIC_LABEL} is the metric name: pass the metric as the entry's first element"
+            )));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(EngineError::invalid(format!(
+                "label {name:?}: value must be at most {MAX_VALUE_BYTES} bytes, got {}",
                 value.len()
             )));
         }
@@ -102,7 +111,18 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
             pair[0].0.as_ref()
         )));
     }
-    Ok(())
+    // A stable sort: the kept labels stay in name order, in front.
+    labels.sort_by_key(|(_, value)| value.as_ref().is_empty());
+    let kept = labels
+        .iter()
+        .take_while(|(_, value)| !value.as_ref().is_empty())
+        .count();
+    if kept > MAX_LABELS {
+        return Err(EngineError::invalid(format!(
+            "{kept} labels, the limit is {MAX_LABELS}"
+        )));
+    }
+    Ok(kept)
 }
 
 /// Appends the encoding of `key` (shared by the snapshot and the WAL).
@@ -126,9 +146,9 @@ pub fn decode_key(r: &mut Reader<'_>) -> Result<SeriesKey, DecodeError> {
         labels.push((r.str16("label name")?, r.str32("label value")?));
     }
     let was_sorted = labels.windows(2).all(|w| w[0].0 < w[1].0);
-    canonicalize(metric, &mut labels).map_err(|e| DecodeError(e.to_string()))?;
-    if !was_sorted {
-        return Err(DecodeError("labels are not in canonical order".into()));
+    let kept = canonicalize(metric, &mut labels).map_err(|e| DecodeError(e.to_string()))?;
+    if !was_sorted || kept != labels.len() {
+        return Err(DecodeError("labels are not in canonical form".into()));
     }
     Ok(SeriesKey::new(metric, &labels))
 }
@@ -145,7 +165,11 @@ mod tests {
         assert!(canonicalize("", &mut Vec::<(&str, &str)>::new()).is_err());
         assert!(canonicalize("m", &mut [("a", "1"), ("a", "2")]).is_err());
         assert!(canonicalize("m", &mut [("", "1")]).is_err());
-        assert!(canonicalize("m", &mut [("a", "")]).is_err());
+        assert!(canonicalize("m", &mut [("__name__", "x")]).is_err());
+        // An empty value is no label: dropped, and it does not count.
+        let mut with_empty = [("b", ""), ("c", "2"), ("a", "1")];
+        assert_eq!(canonicalize("m", &mut with_empty).unwrap(), 2);
+        assert_eq!(&with_empty[..2], &[("a", "1"), ("c", "2")]);
         let huge = "x".repeat(MAX_VALUE_BYTES + 1);
         assert!(canonicalize("m", &mut [("a", huge.as_str())]).is_err());
         let many: Vec<(String, &str)> = (0..=MAX_LABELS).map(|i| (format!("l{i}"), "v")).collect();

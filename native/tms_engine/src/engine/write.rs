@@ -63,15 +63,16 @@ impl Engine {
     }
 
     /// The id of a series, creating it (and announcing it in the WAL) if new.
-    /// `labels` are sorted in place.
+    /// `labels` are put in canonical order in place (see
+    /// [`series_key::canonicalize`]: empty values are no labels).
     pub fn resolve<K: AsRef<str>, V: AsRef<str>>(
         &self,
         metric: &str,
         labels: &mut [(K, V)],
     ) -> Result<SeriesId> {
         self.check_open()?;
-        series_key::canonicalize(metric, labels)?;
-        self.resolve_canonical(metric, labels)
+        let kept = series_key::canonicalize(metric, labels)?;
+        self.resolve_canonical(metric, &labels[..kept])
     }
 
     fn resolve_canonical<K: AsRef<str>, V: AsRef<str>>(
@@ -120,14 +121,16 @@ impl Engine {
     ) -> Result<()> {
         self.check_open()?;
         Self::check_batch_len(batch.points.len())?;
-        for series in batch.series.iter().filter(|s| s.known.is_none()) {
-            let at =
-                |e: EngineError| EngineError::invalid(format!("entry {}: {e}", series.first_point));
+        for series in batch.series.iter_mut().filter(|s| s.known.is_none()) {
+            let first_point = series.first_point;
+            let at = |e: EngineError| EngineError::invalid(format!("entry {first_point}: {e}"));
             let own = batch
                 .labels
                 .get_mut(series.labels.clone())
                 .ok_or_else(|| at(EngineError::invalid("label range out of bounds")))?;
-            series_key::canonicalize(series.metric, own).map_err(at)?;
+            let kept = series_key::canonicalize(series.metric, own).map_err(at)?;
+            // Labels with an empty value stay behind the range, unused.
+            series.labels.end = series.labels.start + kept;
         }
         let cutoff = self.cutoff();
         for (entry, &(series, ts, _)) in batch.points.iter().enumerate() {

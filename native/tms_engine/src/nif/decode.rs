@@ -211,8 +211,9 @@ pub fn decode_batch<'a>(
 
 /// True when `metric` and `labels` (as terms) spell exactly `key`: bytes
 /// are compared, nothing is decoded or allocated (but atom names). Labels
-/// must arrive in canonical order, which is a small map's iteration order;
-/// any other spelling answers false and takes the decoding path.
+/// with an empty value are skipped (they are no labels); the others must
+/// arrive in canonical order, which is a small map's iteration order; any
+/// other spelling answers false and takes the decoding path.
 fn same_series(metric: Term<'_>, labels: Term<'_>, key: &SeriesKey) -> bool {
     let same_str = |term: Term<'_>, s: &str| match Binary::from_term(term) {
         Ok(bin) => bin.as_slice() == s.as_bytes(),
@@ -221,24 +222,36 @@ fn same_series(metric: Term<'_>, labels: Term<'_>, key: &SeriesKey) -> bool {
     if !same_str(metric, &key.metric) {
         return false;
     }
-    let same_pair = |(name, value): (Term<'_>, Term<'_>), (k, v): &(Box<str>, Box<str>)| {
-        same_str(name, k) && Binary::from_term(value).is_ok_and(|b| b.as_slice() == v.as_bytes())
-    };
     if labels.is_map() {
-        return labels.map_size().is_ok_and(|n| n == key.labels.len())
-            && MapIterator::new(labels)
-                .is_some_and(|iter| iter.zip(key.labels.iter()).all(|(p, k)| same_pair(p, k)));
+        MapIterator::new(labels).is_some_and(|iter| same_labels(iter.map(Some), key, same_str))
+    } else if labels.is_list() {
+        let pairs = list_items(labels, "labels").map(|item| item.ok()?.decode().ok());
+        same_labels(pairs, key, same_str)
+    } else {
+        false
     }
-    if !labels.is_list() {
-        return false;
-    }
+}
+
+/// [`same_series`]' label comparison, over the pairs of a map or a list
+/// (`None`: an item that is not a pair).
+fn same_labels<'a>(
+    pairs: impl Iterator<Item = Option<(Term<'a>, Term<'a>)>>,
+    key: &SeriesKey,
+    same_str: impl Fn(Term<'a>, &str) -> bool,
+) -> bool {
     let mut expected = key.labels.iter();
-    for item in list_items(labels, "labels") {
-        let Ok(item) = item else {
+    for pair in pairs {
+        let Some((name, value)) = pair else {
             return false;
         };
-        match (item.decode::<(Term, Term)>(), expected.next()) {
-            (Ok(pair), Some(k)) if same_pair(pair, k) => {}
+        let Ok(value) = Binary::from_term(value) else {
+            return false;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        match expected.next() {
+            Some((k, v)) if same_str(name, k) && value.as_slice() == v.as_bytes() => {}
             _ => return false,
         }
     }
