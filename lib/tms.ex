@@ -273,6 +273,77 @@ defmodule Tms do
   def write_batch_raw(_store, other), do: invalid("a raw batch must be a binary, got: #{inspect(other)}")
 
   @doc """
+  Imports a whole body in one of the formats Prometheus' and
+  VictoriaMetrics' clients send, parsed in the engine in one call: no term
+  per sample or label. All or nothing: a malformed body is
+  `{:error, %Tms.Error{kind: :invalid_argument, details: %{line: line}}}`
+  (the 1-based line, quoted in the message) and nothing of it is written.
+
+  Formats:
+
+    * `:prometheus_text` - the text exposition format 0.0.4 that exporters
+      serve on `/metrics`: `# HELP`/`# TYPE` and other comments skipped,
+      `\\`, `\"` and `\n` escapes in label values, an optional trailing
+      comma, spaces or tabs between tokens, `NaN`, `+Inf`, `-Inf`, optional
+      integer millisecond timestamps; histogram and summary lines are the
+      plain series they are. The later of two samples of one series and
+      timestamp wins.
+
+  Labels follow the store's rules: an empty value is no label.
+
+  ## Options
+
+    * `:labels` - a map or keyword list added to every series, replacing a
+      label of the same name (a scraper's `job` and `instance`).
+    * `:timestamp` - the timestamp, in the store's `:time_unit`, of samples
+      that carry none. Default: now.
+
+  Returns `{:ok, %{samples: n, series_created: k}}`.
+
+  ## Examples
+
+      iex> Tms.import(:doc_store, :prometheus_text, \"""
+      ...> # TYPE http_requests_total counter
+      ...> http_requests_total{method="get",code="200"} 1027 1700000000000
+      ...> http_requests_total{method="post",code="400"} 3 1700000000000
+      ...> \""", labels: %{"job" => "web"})
+      {:ok, %{samples: 2, series_created: 2}}
+  """
+  @spec import(store(), :prometheus_text, binary(), keyword()) ::
+          {:ok, %{samples: non_neg_integer(), series_created: non_neg_integer()}} | {:error, Error.t()}
+  def import(store, format, body, opts \\ [])
+
+  def import(store, format, body, opts) when is_binary(body) and is_list(opts) do
+    with {:ok, opts} <- validate_opts(opts, [labels: [], timestamp: nil], "import options"),
+         {:ok, labels} <- import_labels(opts[:labels]),
+         {:ok, handle} <- fetch(store),
+         true <-
+           is_nil(opts[:timestamp]) or is_integer(opts[:timestamp]) || invalid("timestamp must be an integer") do
+      engine_opts = %{
+        labels: labels,
+        default_ts: opts[:timestamp] || System.os_time(handle.time_unit),
+        max_decompressed: 64 * 1024 * 1024
+      }
+
+      engine(:import, [handle.engine, format, body, engine_opts])
+    end
+  end
+
+  def import(_store, _format, body, _opts), do: invalid("body must be a binary, got: #{inspect(body)}")
+
+  defp import_labels(labels) when is_map(labels) or is_list(labels) do
+    Enum.reduce_while(labels, {:ok, []}, fn
+      {k, v}, {:ok, acc} when (is_binary(k) or is_atom(k)) and is_binary(v) ->
+        {:cont, {:ok, [{to_string(k), v} | acc]}}
+
+      other, _ ->
+        {:halt, invalid("labels must be string or atom names with string values, got: #{inspect(other)}")}
+    end)
+  end
+
+  defp import_labels(other), do: invalid("labels must be a map or a keyword list, got: #{inspect(other)}")
+
+  @doc """
   Returns the id of a series, creating it if new. Ids are dense integers
   from 0, stable for the life of the data directory.
   """

@@ -24,4 +24,5 @@ defmodule Tms.Native do
   def compact(_engine, _idle_ms), do: :erlang.nif_error(:nif_not_loaded)
   def info(_engine), do: :erlang.nif_error(:nif_not_loaded)
   def take_warnings(_engine), do: :erlang.nif_error(:nif_not_loaded)
+  def import(_engine, _format, _body, _opts), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -37,6 +37,10 @@ pub enum EngineError {
     /// The caller passed something the engine does not accept.
     #[error("{0}")]
     InvalidArgument(String),
+    /// An imported body is malformed at `line` (1-based; for binary formats
+    /// the series' position); nothing of the body was written.
+    #[error("line {line}: {reason}")]
+    BadInput { line: u64, reason: String },
     /// A raw batch named a series id the registry never assigned.
     #[error("unknown series id {id} at entry {entry}")]
     SeriesNotFound { id: u64, entry: usize },
@@ -76,7 +80,7 @@ impl EngineError {
             EngineError::Io { .. } => "io",
             EngineError::CorruptData { .. } => "corrupt_data",
             EngineError::UnsupportedVersion { .. } => "unsupported_version",
-            EngineError::InvalidArgument(_) => "invalid_argument",
+            EngineError::InvalidArgument(_) | EngineError::BadInput { .. } => "invalid_argument",
             EngineError::SeriesNotFound { .. } => "series_not_found",
             EngineError::Overloaded { .. } => "overloaded",
             EngineError::CardinalityLimit { .. } => "cardinality_limit",

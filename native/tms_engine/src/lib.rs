@@ -6,14 +6,16 @@
 //!
 //! ```text
 //! nif                          terms in, terms out (the only rustler code)
-//! engine                       Engine: open, write, read, flush, maintenance, stats
+//! engine                       Engine: open, write, read, flush, maintenance, import, stats
+//! ingest                       Prometheus text, remote_write, JSON lines -> one batch
 //! query   storage   buffer     step aggregation; chunks, segments, chunk index; hot buffers
 //! registry  wal                series ids (over index); frames + records
 //! index                        label postings and matchers
-//! types series_key layout retention parallel codec files hash error   leaves
+//! types batch series_key layout retention parallel codec files hash error   leaves
 //! ```
 // Cargo.toml's [lints] deny unwrap/expect/panic outside tests (clippy.toml).
 
+pub mod batch;
 pub mod buffer;
 pub mod codec;
 pub mod engine;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod files;
 pub mod hash;
 pub mod index;
+pub mod ingest;
 pub mod layout;
 pub mod parallel;
 pub mod query;

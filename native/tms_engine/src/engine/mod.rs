@@ -20,6 +20,7 @@
 mod chunks;
 mod config;
 mod flush;
+mod import;
 mod maintenance;
 mod open;
 mod read;
@@ -46,13 +47,15 @@ use crate::storage::ChunkIndex;
 use crate::types::{Point, SeriesId};
 use crate::wal::{Syncer, Wal};
 
+pub use crate::batch::{BatchSeries, LabeledBatch};
 pub use chunks::OnDamage;
 pub use config::Config;
 pub use flush::{FlushReport, FlushScope};
+pub use import::ImportReport;
 pub use maintenance::{CompactReport, RetentionReport};
 pub use read::{LabelSet, QueryResult, QuerySpec};
 pub use stats::Info;
-pub use write::{BatchSeries, LabeledBatch, MAX_BATCH_POINTS};
+pub use write::MAX_BATCH_POINTS;
 
 /// An open data directory.
 pub struct Engine {

@@ -2,38 +2,13 @@
 //! record, append to hot buffers, acknowledge. A batch is all or nothing.
 
 use super::Engine;
+use crate::batch::LabeledBatch;
 use crate::error::{EngineError, Result};
 use crate::series_key::{self, SeriesKey};
 use crate::types::{decode_entry, encode_entry, SeriesId, POINT_BYTES};
 
 /// Most points one write call may carry (a 100 MB raw batch).
 pub const MAX_BATCH_POINTS: usize = 1 << 22;
-
-/// A batch of labeled points. Points name their series by index into
-/// `series`, so a series repeated in a batch is validated and resolved once.
-#[derive(Debug, Default)]
-pub struct LabeledBatch<'a, K, V> {
-    pub series: Vec<BatchSeries<'a>>,
-    /// Label pairs; each series owns the range it names.
-    pub labels: Vec<(K, V)>,
-    /// `(index into series, timestamp, value)`, in write order.
-    pub points: Vec<(usize, i64, f64)>,
-}
-
-/// A distinct series of a [`LabeledBatch`].
-#[derive(Debug, Clone)]
-pub struct BatchSeries<'a> {
-    pub metric: &'a str,
-    pub labels: std::ops::Range<usize>,
-    /// The first point using it, for error messages.
-    pub first_point: usize,
-    /// Set when the caller already identified the series through
-    /// [`Engine::hinted`]; `metric` and `labels` are then not read.
-    pub known: Option<SeriesId>,
-    /// The caller's own hash of how it received the series, remembered
-    /// with the series' id for [`Engine::hinted`].
-    pub hint: Option<u64>,
-}
 
 impl Engine {
     /// A timestamp is writable when it is in range and not before the
@@ -128,7 +103,7 @@ impl Engine {
                 .labels
                 .get_mut(series.labels.clone())
                 .ok_or_else(|| at(EngineError::invalid("label range out of bounds")))?;
-            let kept = series_key::canonicalize(series.metric, own).map_err(at)?;
+            let kept = series_key::canonicalize(&series.metric, own).map_err(at)?;
             // Labels with an empty value stay behind the range, unused.
             series.labels.end = series.labels.start + kept;
         }
@@ -147,7 +122,7 @@ impl Engine {
             .map(|s| match s.known {
                 Some(id) => Ok(id),
                 None => {
-                    let id = self.resolve_canonical(s.metric, &batch.labels[s.labels.clone()])?;
+                    let id = self.resolve_canonical(&s.metric, &batch.labels[s.labels.clone()])?;
                     if let Some(hint) = s.hint {
                         self.remember_hint(hint, id);
                     }

@@ -16,6 +16,7 @@ use crate::engine::{
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
 use crate::index::Matcher;
+use crate::ingest::Format;
 use crate::query::Agg;
 use crate::series_key::SeriesKey;
 use crate::wal::SyncMode;
@@ -182,9 +183,9 @@ pub fn decode_batch<'a>(
                         }
                         batch.series.push(BatchSeries {
                             metric: if known.is_some() {
-                                ""
+                                Cow::Borrowed("")
                             } else {
-                                decode_str(metric, "metric name").map_err(at)?
+                                Cow::Borrowed(decode_str(metric, "metric name").map_err(at)?)
                             },
                             labels: start..batch.labels.len(),
                             first_point: i,
@@ -349,6 +350,14 @@ pub fn decode_query_opts(opts: Term<'_>) -> Result<(QuerySpec, bool)> {
         },
         binary,
     ))
+}
+
+/// An import format: `:prometheus_text`.
+pub fn decode_format(term: Term<'_>) -> Result<Format> {
+    match term.decode::<Atom>() {
+        Ok(atom) if atom == atoms::prometheus_text() => Ok(Format::PrometheusText),
+        _ => Err(invalid("format must be :prometheus_text")),
+    }
 }
 
 pub fn decode_scope(term: Term<'_>) -> Result<FlushScope> {

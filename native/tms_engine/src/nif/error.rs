@@ -50,6 +50,10 @@ impl Encoder for EngineError {
                 put(atoms::limit(), limit.encode(env));
             }
             EngineError::Locked { path } => put(atoms::path(), path.encode(env)),
+            EngineError::BadInput { line, reason } => {
+                put(atoms::line(), line.encode(env));
+                put(atoms::reason(), reason.encode(env));
+            }
             EngineError::CardinalityLimit { limit } => put(atoms::limit(), limit.encode(env)),
             EngineError::InvalidArgument(_)
             | EngineError::Closed

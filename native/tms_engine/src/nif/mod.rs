@@ -21,12 +21,15 @@ use std::time::Duration;
 
 use rustler::{Binary, Resource, ResourceArc, Term};
 
-use crate::engine::{CompactReport, Config, Engine, FlushReport, Info, RetentionReport};
+use crate::engine::{
+    CompactReport, Config, Engine, FlushReport, ImportReport, Info, RetentionReport,
+};
 use crate::error::{EngineError, Result};
+use crate::ingest::ImportOptions;
 use crate::types::{SeriesId, POINT_BYTES};
 use decode::{
-    decode_batch, decode_label_name, decode_labels, decode_matchers, decode_query_opts,
-    decode_scope, decode_str,
+    decode_batch, decode_format, decode_label_name, decode_labels, decode_matchers,
+    decode_query_opts, decode_scope, decode_str,
 };
 use encode::{Answer, LabelSets};
 
@@ -36,7 +39,8 @@ mod atoms {
         always, never, interval, all, pending, idle,
         op, path, errno, reason, found, supported, id, entry,
         buffered, incoming, limit,
-        metric, labels, points, nil, binary, list, skip,
+        metric, labels, points, nil, binary, list, skip, line,
+        prometheus_text,
     }
 }
 
@@ -147,6 +151,24 @@ fn delete_before(engine: EngineArc, cutoff: i64, force: bool) -> Result<Retentio
 #[rustler::nif(schedule = "DirtyIo")]
 fn compact(engine: EngineArc, idle_ms: u64) -> Result<CompactReport> {
     engine.compact(Duration::from_millis(idle_ms))
+}
+
+/// A whole body in `format` (`:prometheus_text`), parsed and written in
+/// one call. The body is borrowed, never copied.
+#[rustler::nif(schedule = "DirtyIo")]
+fn import(
+    engine: EngineArc,
+    format: Term<'_>,
+    body: Term<'_>,
+    opts: Term<'_>,
+) -> Result<ImportReport> {
+    let format = decode_format(format)?;
+    let body =
+        Binary::from_term(body).map_err(|_| EngineError::invalid("body must be a binary"))?;
+    let opts: ImportOptions = opts.decode().map_err(|_| {
+        EngineError::invalid("import options are missing a field or have a wrong type")
+    })?;
+    engine.import(format, body.as_slice(), &opts)
 }
 
 /// Problems noted since the last call, for the caller to log.

@@ -1,0 +1,35 @@
+//! `import`: a whole body in an ingest format, parsed, resolved,
+//! WAL-appended and buffered in one call, all or nothing.
+
+use super::Engine;
+use crate::error::Result;
+use crate::ingest::{self, Format, ImportOptions};
+
+/// What an import wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "nif", derive(rustler::NifMap))]
+pub struct ImportReport {
+    pub samples: u64,
+    /// Series the import created (new to the store).
+    pub series_created: u64,
+}
+
+impl Engine {
+    /// Imports `body`. A malformed body is a `BadInput` error naming its
+    /// line, and nothing of it is written.
+    pub fn import(
+        &self,
+        format: Format,
+        body: &[u8],
+        opts: &ImportOptions,
+    ) -> Result<ImportReport> {
+        self.check_open()?;
+        let before = self.registry.len();
+        let mut parsed = ingest::parse(format, body, opts, self.config.units_per_second)?;
+        self.write_labeled(&mut parsed.batch)?;
+        Ok(ImportReport {
+            samples: parsed.batch.points.len() as u64,
+            series_created: self.registry.len().saturating_sub(before),
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! Bulk import: whole bodies in the formats Prometheus' and
+//! VictoriaMetrics' clients send, parsed in one pass into one labeled batch
+//! (sink.rs) that the engine writes all or nothing. No term per sample or
+//! label: series are identified from the bytes as parsed.
+
+pub mod prom_text;
+mod sink;
+
+pub use sink::ImportOptions;
+use sink::Sink;
+
+use crate::batch::LabeledBatch;
+use crate::error::Result;
+use std::borrow::Cow;
+
+/// The formats [`parse`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text exposition 0.0.4.
+    PrometheusText,
+}
+
+/// A parsed body: the batch to write and what was skipped.
+pub struct Parsed<'a> {
+    pub batch: LabeledBatch<'a, Cow<'a, str>, Cow<'a, str>>,
+}
+
+/// Parses `body` in `format` for a store of `units_per_second`.
+pub fn parse<'a>(
+    format: Format,
+    body: &'a [u8],
+    opts: &'a ImportOptions,
+    units_per_second: i64,
+) -> Result<Parsed<'a>> {
+    let mut sink = Sink::new(opts, units_per_second);
+    match format {
+        Format::PrometheusText => prom_text::parse(body, &mut sink)?,
+    }
+    Ok(Parsed { batch: sink.batch })
+}

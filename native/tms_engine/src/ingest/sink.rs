@@ -1,0 +1,140 @@
+//! The one batch every import format fills: series deduplicated by the
+//! bytes that spell them, the import's extra labels applied, timestamps
+//! converted from milliseconds to the store's unit.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::batch::{BatchSeries, LabeledBatch};
+use crate::error::{EngineError, Result};
+use crate::hash::FastBuildHasher;
+
+/// Label pairs as parsed: borrowed from the body, owned where unescaped.
+pub type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// What every import takes besides the body.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "nif", derive(rustler::NifMap))]
+pub struct ImportOptions {
+    /// Added to every series, replacing a label of the same name.
+    pub labels: Vec<(String, String)>,
+    /// The timestamp (store units) of text samples that carry none.
+    pub default_ts: i64,
+    /// Largest body after decompression (remote_write), in bytes.
+    pub max_decompressed: usize,
+}
+
+/// Collects one body's series and points.
+pub struct Sink<'a> {
+    pub batch: LabeledBatch<'a, Cow<'a, str>, Cow<'a, str>>,
+    opts: &'a ImportOptions,
+    /// The store's timestamp units in a second (imports carry milliseconds).
+    units_per_second: i64,
+    /// Series by a hash of their spelling, with the spelling to verify.
+    seen: HashMap<u64, Vec<(&'a [u8], usize)>, FastBuildHasher>,
+}
+
+impl<'a> Sink<'a> {
+    /// An empty sink for one body, for a store of `units_per_second`.
+    pub fn new(opts: &'a ImportOptions, units_per_second: i64) -> Self {
+        Sink {
+            batch: LabeledBatch::default(),
+            opts,
+            units_per_second,
+            seen: HashMap::default(),
+        }
+    }
+
+    /// The index of the series spelled `spelling` (when the format has one
+    /// contiguous spelling per series), parsing it with `parse` only the
+    /// first time: `parse` pushes the labels and answers the metric name.
+    pub fn series(
+        &mut self,
+        spelling: Option<&'a [u8]>,
+        parse: impl FnOnce(&mut Labels<'a>) -> Result<Cow<'a, str>>,
+    ) -> Result<usize> {
+        let hash = spelling.map(spelling_hash);
+        if let (Some(spelling), Some(hash)) = (spelling, hash) {
+            if let Some(&(_, index)) = self
+                .seen
+                .get(&hash)
+                .and_then(|list| list.iter().find(|(s, _)| *s == spelling))
+            {
+                return Ok(index);
+            }
+        }
+        let start = self.batch.labels.len();
+        let metric = parse(&mut self.batch.labels)?;
+        // The import's own labels win over the body's.
+        let extra = &self.opts.labels;
+        if !extra.is_empty() {
+            let mut kept = start;
+            for i in start..self.batch.labels.len() {
+                if !extra.iter().any(|(k, _)| *k == *self.batch.labels[i].0) {
+                    self.batch.labels.swap(kept, i);
+                    kept += 1;
+                }
+            }
+            self.batch.labels.truncate(kept);
+            self.batch.labels.extend(
+                extra
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))),
+            );
+        }
+        let index = self.batch.series.len();
+        self.batch.series.push(BatchSeries {
+            metric,
+            labels: start..self.batch.labels.len(),
+            first_point: self.batch.points.len(),
+            known: None,
+            hint: None,
+        });
+        if let (Some(spelling), Some(hash)) = (spelling, hash) {
+            self.seen.entry(hash).or_default().push((spelling, index));
+        }
+        Ok(index)
+    }
+
+    /// Adds a point of `series` at `ts_ms` (milliseconds since the epoch).
+    pub fn point(&mut self, series: usize, ts_ms: i64, value: f64) -> Result<()> {
+        let ts = self.units_of_ms(ts_ms)?;
+        self.batch.points.push((series, ts, value));
+        Ok(())
+    }
+
+    /// Adds a point of `series` at the import's default timestamp.
+    pub fn point_now(&mut self, series: usize, value: f64) {
+        self.batch
+            .points
+            .push((series, self.opts.default_ts, value));
+    }
+
+    fn units_of_ms(&self, ms: i64) -> Result<i64> {
+        let ups = self.units_per_second;
+        if ups == 1000 {
+            return Ok(ms);
+        }
+        let units = i128::from(ms) * i128::from(ups) / 1000;
+        i64::try_from(units)
+            .map_err(|_| EngineError::invalid(format!("timestamp {ms} ms is out of range")))
+    }
+}
+
+fn spelling_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = FastBuildHasher::default().build_hasher();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// The error for a malformed body at `line` (1-based), quoting the line.
+pub fn bad_line(line: usize, text: &[u8], reason: impl std::fmt::Display) -> EngineError {
+    const QUOTE: usize = 120;
+    let shown = String::from_utf8_lossy(&text[..text.len().min(QUOTE)]);
+    let more = if text.len() > QUOTE { "..." } else { "" };
+    EngineError::BadInput {
+        line: line as u64,
+        reason: format!("{reason}: {shown:?}{more}"),
+    }
+}

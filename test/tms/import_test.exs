@@ -1,0 +1,128 @@
+defmodule Tms.ImportTest do
+  # Tms.import/4: whole bodies parsed in the engine, checked against a
+  # model, a real exporter's body, and bad input.
+  use Tms.Case, async: true
+
+  @fixture Path.expand("../fixtures/node_exporter_1.5.prom", __DIR__)
+  @ts 1_700_000_000_000
+
+  defp all(store, metric) do
+    {:ok, result} = Tms.query_range(store, metric, %{}, 0, 4_000_000_000_000)
+    Map.new(result, &{&1.labels, &1.points})
+  end
+
+  describe "Prometheus text" do
+    test "random bodies round-trip against a model", ctx do
+      store = start_store(ctx)
+      :rand.seed(:exsss, {7, 8, 9})
+
+      model =
+        for round <- 1..20, reduce: %{} do
+          model ->
+            samples =
+              for _ <- 1..50 do
+                labels = %{"host" => random_value(), "empty" => "", "n" => "#{:rand.uniform(5)}"}
+                {labels, @ts + round * 1000 + :rand.uniform(3), random_float()}
+              end
+
+            body =
+              Enum.map_join(samples, "\n", fn {labels, ts, v} ->
+                pairs = Enum.map_join(labels, ",", fn {k, val} -> ~s(#{k}="#{escape(val)}") end)
+                "m{#{pairs}} #{format(v)} #{ts}"
+              end)
+
+            assert {:ok, %{samples: 50}} = Tms.import(store, :prometheus_text, body)
+
+            Enum.reduce(samples, model, fn {labels, ts, v}, acc ->
+              key = Map.reject(labels, fn {_, val} -> val == "" end)
+              Map.update(acc, key, %{ts => v}, &Map.put(&1, ts, v))
+            end)
+        end
+
+      stored = all(store, "m")
+      assert Map.keys(stored) |> Enum.sort() == Map.keys(model) |> Enum.sort()
+
+      for {labels, points} <- model do
+        assert stored[labels] == Enum.sort(points), inspect(labels)
+      end
+    end
+
+    test "a real node_exporter body: every sample, empty values absent, import labels applied", ctx do
+      store = start_store(ctx)
+      body = File.read!(@fixture)
+
+      sample_lines =
+        body |> String.split("\n") |> Enum.count(&(&1 != "" and not String.starts_with?(&1, "#")))
+
+      assert {:ok, %{samples: ^sample_lines, series_created: ^sample_lines}} =
+               Tms.import(store, :prometheus_text, body,
+                 labels: [job: "node", instance: "localhost:9100"],
+                 timestamp: @ts
+               )
+
+      assert {:ok, [build]} = Tms.series(store, "node_exporter_build_info")
+      assert %{"job" => "node", "instance" => "localhost:9100", "version" => "1.5.0"} = build
+
+      assert {:ok, %{series_created: 0}} =
+               Tms.import(store, :prometheus_text, body,
+                 labels: %{"job" => "node", "instance" => "localhost:9100"},
+                 timestamp: @ts + 1
+               )
+
+      {:ok, series} = Tms.series(store, "node_network_info")
+      assert series != []
+      assert Enum.all?(series, fn labels -> Enum.all?(labels, fn {_, v} -> v != "" end) end)
+
+      assert {:ok, [%{points: [{@ts, _}, {_, _}]} | _]} =
+               Tms.query_range(store, "node_cpu_seconds_total", %{}, 0, @ts + 1)
+    end
+
+    test "a malformed line rejects the whole body with its line number", ctx do
+      store = start_store(ctx)
+      body = "ok 1 #{@ts}\nok 2 #{@ts + 1}\n\nbad{x=\"1\" 3\n"
+
+      assert {:error, %Tms.Error{kind: :invalid_argument, details: %{line: 4}, message: message}} =
+               Tms.import(store, :prometheus_text, body)
+
+      assert message =~ ~s(bad{x=\\"1\\" 3)
+      assert {:ok, []} = Tms.metrics(store)
+
+      for bad <- ["m{x=\"\xff\"} 1", "m{#{String.duplicate("a", 300)}=\"v\"} 1", "m{__name__=\"x\"} 1"] do
+        assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.import(store, :prometheus_text, bad)
+      end
+
+      assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.import(store, :protobuf, "")
+      assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.import(store, :prometheus_text, :body)
+
+      assert {:error, %Tms.Error{kind: :invalid_argument}} =
+               Tms.import(store, :prometheus_text, "m 1", colour: 1)
+
+      assert {:error, %Tms.Error{kind: :invalid_argument}} =
+               Tms.import(store, :prometheus_text, "m 1", labels: [{"a", 1}])
+
+      assert {:ok, []} = Tms.metrics(store)
+    end
+  end
+
+  defp random_value do
+    Enum.random(["a", "b\\c", "q\"uote", "new\nline", "ünï", "x,y}z", "   "])
+  end
+
+  defp random_float do
+    case :rand.uniform(10) do
+      1 -> :nan
+      2 -> :infinity
+      3 -> :neg_infinity
+      _ -> Float.round(:rand.uniform() * 1000 - 500, 3)
+    end
+  end
+
+  defp format(:nan), do: "NaN"
+  defp format(:infinity), do: "+Inf"
+  defp format(:neg_infinity), do: "-Inf"
+  defp format(v), do: Float.to_string(v)
+
+  defp escape(value) do
+    value |> String.replace("\\", "\\\\") |> String.replace("\"", "\\\"") |> String.replace("\n", "\\n")
+  end
+end
