@@ -573,8 +573,10 @@ defmodule Tms do
   def delete_before(store, cutoff, opts) when is_integer(cutoff) and is_list(opts) do
     with {:ok, [force: force]} <- validate_opts(opts, [force: false], "delete_before options"),
          true <- is_boolean(force) || invalid("force must be a boolean, got: #{inspect(force)}"),
-         {:ok, handle} <- fetch(store) do
-      engine(:delete_before, [handle.engine, cutoff, force])
+         {:ok, handle} <- fetch(store),
+         {:ok, report} <- engine(:delete_before, [handle.engine, cutoff, force]) do
+      :atomics.put(handle.cutoff, 1, report.cutoff)
+      {:ok, report}
     end
   rescue
     ArgumentError -> invalid("cutoff must be a 64-bit integer")

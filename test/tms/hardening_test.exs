@@ -86,6 +86,20 @@ defmodule Tms.HardeningTest do
       assert {:ok, [%{points: [{@ts, 1.0}]}]} = Tms.query_range(store, "m", %{}, 0, @ts)
     end
 
+    test "a late point sent through a shard fails alone, not the batch it shares", ctx do
+      store = start_store(ctx, shards: 1, batch_ms: 50, batch_size: 1_000)
+      assert {:ok, _} = Tms.delete_before(store, @ts)
+      late = Task.async(fn -> Tms.write(store, "m", %{}, 1.0, @ts - 1) end)
+      on_time = Task.async(fn -> Tms.write(store, "m", %{}, 2.0, @ts + 1) end)
+      assert {:error, %Tms.Error{kind: :invalid_argument}} = Task.await(late)
+      assert :ok = Task.await(on_time)
+      # The cutoff is known to a store's shards after a restart too.
+      store = restart_store(ctx, shards: 1)
+      assert {:error, %Tms.Error{message: message}} = Tms.write(store, "m", %{}, 1.0, @ts - 1)
+      assert message =~ "retention cutoff"
+      assert %{retention_cutoff: @ts} = Tms.info!(store)
+    end
+
     test "with force, a cutoff in the future is accepted", ctx do
       store = start_store(ctx)
       future = System.os_time(:millisecond) + 86_400_000
@@ -123,6 +137,17 @@ defmodule Tms.HardeningTest do
       :ok = Tms.write_batch(store, [{"m", %{"h" => "1"}, 2.0, @ts + 1}])
       assert {:error, %Tms.Error{kind: :cardinality_limit}} = Tms.write(store, "m", %{"h" => "4"}, 1.0, @ts)
       assert %{series: 2, max_series: 2} = Tms.info!(store)
+    end
+
+    test "a batch needing more new series than max_series allows creates none", ctx do
+      store = start_store(ctx, max_series: 2)
+      :ok = Tms.write_batch(store, [{"m", %{"h" => "1"}, 1.0, @ts}])
+
+      assert {:error, %Tms.Error{kind: :cardinality_limit}} =
+               Tms.write_batch(store, [{"m", %{"h" => "2"}, 1.0, @ts}, {"m", %{"h" => "3"}, 1.0, @ts}])
+
+      assert %{series: 1} = Tms.info!(store)
+      assert {:ok, %{series_created: 1}} = Tms.import(store, :prometheus_text, "m{h=\"2\"} 1\n")
     end
   end
 

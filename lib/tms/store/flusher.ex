@@ -48,7 +48,7 @@ defmodule Tms.Store.Flusher do
 
   def handle_info(:retention, state) do
     cutoff = System.os_time(state.config.time_unit) - state.config.timers.retention
-    run(state, "retention", fn -> Tms.engine(:delete_before, [state.engine, cutoff, false]) end)
+    run(state, "retention", fn -> Tms.delete_before(state.store, cutoff) end)
     arm(:retention, state.config.timers.retention_interval)
     {:noreply, state}
   end

@@ -35,8 +35,14 @@ defmodule Tms.Store.Owner do
           # One in-flight count per shard for write_async/5, then one count
           # of asynchronous points lost to errors.
           counters: :atomics.new(shards + 1, signed: true),
+          # The retention cutoff, for shards to refuse a late point alone
+          # rather than fail the batch it would share with other callers.
+          cutoff: :atomics.new(1, signed: true),
           max_in_flight: config.ingest.max_in_flight
         }
+
+        {:ok, %{retention_cutoff: cutoff}} = Tms.engine(:info, [engine])
+        :atomics.put(handle.cutoff, 1, cutoff)
 
         :persistent_term.put({Tms, config.name}, handle)
         log_warnings(config.name, engine)

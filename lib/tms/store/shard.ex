@@ -57,6 +57,7 @@ defmodule Tms.Store.Shard do
        store: config.name,
        engine: handle.engine,
        counters: handle.counters,
+       cutoff: handle.cutoff,
        slot: index + 1,
        batch_size: config.ingest.batch_size,
        batch_ms: config.ingest.batch_ms,
@@ -104,27 +105,31 @@ defmodule Tms.Store.Shard do
 
   @impl true
   def terminate(_reason, state) do
-    state = drain(state)
+    {:message_queue_len, queued} = Process.info(self(), :message_queue_len)
+    state = drain(state, queued)
     if state.count > 0, do: write(state)
     :ok
   end
 
   # Writes that reached the mailbox before the shard stopped are still
-  # taken: write_async/5 answered :ok and counted them in flight.
-  defp drain(state) do
+  # taken (write_async/5 answered :ok and counted them in flight), but only
+  # those already there: writers keep sending while the shard stops.
+  defp drain(state, 0), do: state
+
+  defp drain(state, left) do
     receive do
       {:"$gen_cast", {:write, _, _, _, _} = write} ->
         {:noreply, state} = handle_cast(write, state)
-        drain(state)
+        drain(state, left - 1)
 
       {:"$gen_call", from, {:write, _, _, _, _} = write} ->
         case handle_call(write, from, state) do
           {:noreply, state} ->
-            drain(state)
+            drain(state, left - 1)
 
           {:reply, reply, state} ->
             GenServer.reply(from, reply)
-            drain(state)
+            drain(state, left - 1)
         end
     after
       0 -> state
@@ -176,6 +181,7 @@ defmodule Tms.Store.Shard do
   defp prepare(state, metric, labels, value, ts) do
     with {:ok, value_bits} <- pack_value(value),
          :ok <- check_timestamp(ts, state.max_abs_timestamp),
+         :ok <- check_cutoff(ts, :atomics.get(state.cutoff, 1)),
          {:ok, id, state} <- series_id(state, metric, labels) do
       {:ok, <<id::little-64, ts::little-signed-64, value_bits::binary>>, state}
     else
@@ -221,6 +227,9 @@ defmodule Tms.Store.Shard do
   end
 
   defp check_timestamp(ts, _max), do: invalid("timestamp must be a 64-bit integer, got: #{inspect(ts)}")
+
+  defp check_cutoff(ts, cutoff) when ts >= cutoff, do: :ok
+  defp check_cutoff(ts, cutoff), do: invalid("timestamp #{ts} is before the retention cutoff #{cutoff}")
 
   defp invalid(message), do: {:error, Tms.Error.new(:invalid_argument, message)}
 end

@@ -72,6 +72,17 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
     metric: &str,
     labels: &mut [(K, V)],
 ) -> Result<usize> {
+    canonical(metric, labels, true)
+}
+
+/// [`canonicalize`], with `__name__` refused only for new series: a store
+/// written before the rule may hold series with such a label, and they
+/// stay readable.
+fn canonical<K: AsRef<str>, V: AsRef<str>>(
+    metric: &str,
+    labels: &mut [(K, V)],
+    refuse_reserved: bool,
+) -> Result<usize> {
     if metric.is_empty() {
         return Err(EngineError::invalid("metric name must not be empty"));
     }
@@ -89,7 +100,7 @@ pub fn canonicalize<K: AsRef<str>, V: AsRef<str>>(
                 name.len()
             )));
         }
-        if name == METRIC_LABEL {
+        if refuse_reserved && name == METRIC_LABEL {
             return Err(EngineError::invalid(format!(
                 "label {METRIC_LABEL} is the metric name: pass the metric as the entry's first element"
             )));
@@ -146,7 +157,7 @@ pub fn decode_key(r: &mut Reader<'_>) -> Result<SeriesKey, DecodeError> {
         labels.push((r.str16("label name")?, r.str32("label value")?));
     }
     let was_sorted = labels.windows(2).all(|w| w[0].0 < w[1].0);
-    let kept = canonicalize(metric, &mut labels).map_err(|e| DecodeError(e.to_string()))?;
+    let kept = canonical(metric, &mut labels, false).map_err(|e| DecodeError(e.to_string()))?;
     if !was_sorted || kept != labels.len() {
         return Err(DecodeError("labels are not in canonical form".into()));
     }

@@ -312,7 +312,7 @@ fn a_segment_file_deleted_from_under_the_store_is_reported_not_silently_gone() {
 }
 
 #[test]
-fn a_segment_the_manifest_never_listed_is_a_leftover_and_removed() {
+fn a_segment_the_manifest_never_listed_is_a_leftover_moved_to_quarantine() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let id = series(&engine, 1)[0];
@@ -325,7 +325,7 @@ fn a_segment_the_manifest_never_listed_is_a_leftover_and_removed() {
     // As if the second flush had crashed after writing its segment and
     // before listing it. (A real crash there keeps the WAL, which a flush
     // releases only after the manifest, so its points replay; this test
-    // checks only that the leftover file goes.)
+    // checks only where the leftover file goes: to quarantine, reported.)
     fs::write(dir.path().join("manifest.tms"), listed).unwrap();
     let engine = open(dir.path());
     assert_eq!(engine.info().segments, 1);
@@ -333,5 +333,21 @@ fn a_segment_the_manifest_never_listed_is_a_leftover_and_removed() {
         fs::read_dir(dir.path().join("chunks/0")).unwrap().count(),
         1
     );
-    assert_eq!(engine.info().missing_segments, 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("quarantine")).unwrap().count(),
+        1
+    );
+    let info = engine.info();
+    assert_eq!((info.missing_segments, info.leftover_segments), (0, 1));
+    assert!(info
+        .problems
+        .iter()
+        .any(|p| p.contains("not listed in the manifest")));
+    // New segments are numbered past the quarantined one: no name reused.
+    engine.write_raw(&raw(&[(id, 3, 3.0)])).unwrap();
+    engine.flush(FlushScope::All).unwrap();
+    drop(engine);
+    let engine = open(dir.path());
+    assert_eq!(engine.info().leftover_segments, 0);
+    assert_eq!(points(&engine, id).len(), 2);
 }

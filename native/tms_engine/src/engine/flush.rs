@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::Engine;
 use crate::buffer::Sealed;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::files::ensure_dir;
 use crate::parallel;
 use crate::storage::manifest::{self, SegmentId};
@@ -62,6 +62,7 @@ impl Engine {
         // behind a running flush it is skipped; the guard's drop releases it.
         let _flushing = match scope {
             FlushScope::Idle(_) => match self.flush_lock.try_lock() {
+                Some(_) if self.shut.load(Ordering::Acquire) => return Err(EngineError::Closed),
                 Some(guard) => guard,
                 None => {
                     return Ok(FlushReport {
@@ -70,7 +71,7 @@ impl Engine {
                     })
                 }
             },
-            _ => self.flush_lock.lock(),
+            _ => self.maintenance_lock()?,
         };
         let keys = match scope {
             FlushScope::All => self.buffers.keys_all(),
@@ -140,8 +141,7 @@ impl Engine {
     }
 
     /// Writes the sealed points as segment `seq`, and lists it in the
-    /// manifest before anyone can see it. A segment the manifest could not
-    /// record is removed again (at the next open it would be a leftover).
+    /// manifest before anyone can see it.
     fn write_segment(
         &self,
         partition: i64,
@@ -154,10 +154,9 @@ impl Engine {
             .collect();
         let inputs = self.encode_chunks(&runs)?;
         let segment = self.write_inputs(partition, seq, inputs)?;
-        if let Err(err) = self.record_segments(Some(&segment), &[]) {
-            let _ = std::fs::remove_file(&segment.path);
-            return Err(err);
-        }
+        // On failure the file stays: the manifest may have reached the disk
+        // before its directory sync failed. Open sorts it out either way.
+        self.record_segments(Some(&segment), &[])?;
         Ok(segment)
     }
 

@@ -20,6 +20,8 @@ use crate::types::{Point, SeriesId};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "nif", derive(rustler::NifMap))]
 pub struct RetentionReport {
+    /// The cutoff now in force (it never moves back).
+    pub cutoff: i64,
     pub segments_removed: u64,
     pub bytes_removed: u64,
     /// Segment files that could not be removed, with the reason. They are
@@ -72,11 +74,13 @@ impl Engine {
                 "cutoff {cutoff} is outside the timestamp range ±{max}"
             )));
         }
-        let _flushing = self.flush_lock.lock();
-        if !force {
+        let _flushing = self.maintenance_lock()?;
+        let now = self.now_in_units();
+        // The scan of buffered points only for a cutoff past the clock (the
+        // retention timer's never is).
+        if !force && cutoff > now {
             let newest = self.index.max_ts().max(self.buffers.max_ts());
-            let now = self.now_in_units();
-            if cutoff > now && cutoff > newest.saturating_add(1) {
+            if cutoff > newest.saturating_add(1) {
                 return Err(EngineError::invalid(format!(
                     "cutoff {cutoff} is after both the newest point ({newest}) and now ({now}): it \
                      would delete every point and refuse every write before it; pass force: true \
@@ -100,6 +104,7 @@ impl Engine {
         }
         let removed = self.index.replace(&expired, None);
         Ok(RetentionReport {
+            cutoff,
             segments_removed: removed.len() as u64,
             bytes_removed: removed.iter().map(|s| s.file_bytes).sum(),
             unremoved: remove_files(&removed),
@@ -112,7 +117,7 @@ impl Engine {
     /// segment is durable and indexed before the old files are removed.
     pub fn compact(&self, idle: Duration) -> Result<CompactReport> {
         self.check_open()?;
-        let _flushing = self.flush_lock.lock();
+        let _flushing = self.maintenance_lock()?;
         let mut report = CompactReport::default();
         let now = SystemTime::now();
         let damaged_seqs = self.damaged_segments();
@@ -143,14 +148,10 @@ impl Engine {
             };
             let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
             // The manifest lists the merged segment instead of its inputs
-            // before either change is visible; failing that, the merged file
-            // is a leftover to remove.
-            if let Err(err) = self.record_segments(merged.as_deref(), &seqs) {
-                if let Some(merged) = &merged {
-                    let _ = std::fs::remove_file(&merged.path);
-                }
-                return Err(err);
-            }
+            // before either change is visible. On failure nothing is removed:
+            // the manifest may have reached the disk before its directory
+            // sync failed, and open sorts out either state.
+            self.record_segments(merged.as_deref(), &seqs)?;
             report.partitions += 1;
             report.segments_merged += segments.len() as u64;
             report.bytes_before += segments.iter().map(|s| s.file_bytes).sum::<u64>();

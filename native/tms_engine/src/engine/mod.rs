@@ -79,6 +79,10 @@ pub struct Engine {
     next_seq: AtomicU64,
     clock: Instant,
     closed: AtomicBool,
+    /// Set by `close` under the flush lock once its final flush is done: a
+    /// flush, compaction or retention that waited for the lock then finds
+    /// the directory no longer its own.
+    shut: AtomicBool,
     stats: stats::Stats,
     syncer: Mutex<Option<Syncer>>,
     lock: Mutex<Option<DirLock>>,
@@ -90,6 +94,16 @@ impl Engine {
             return Err(EngineError::Closed);
         }
         Ok(())
+    }
+
+    /// The flush lock, for a flush, compaction or retention; `Closed` once
+    /// `close` is done with the directory.
+    fn maintenance_lock(&self) -> Result<parking_lot::MutexGuard<'_, ()>> {
+        let guard = self.flush_lock.lock();
+        if self.shut.load(Ordering::Acquire) {
+            return Err(EngineError::Closed);
+        }
+        Ok(guard)
     }
 
     /// The retention cutoff: no point before it is visible or writable.

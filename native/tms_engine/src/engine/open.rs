@@ -36,6 +36,7 @@ impl Engine {
         registry.set_max_series(config.max_series);
         let index = ChunkIndex::new();
         let loaded = load_segments(&layout, &index)?;
+        let loaded_max_seq = loaded.max_seq;
         let cutoff = retention::load(&layout.cutoff())?;
 
         let buffers = Buffers::new(config.flush_threshold);
@@ -62,6 +63,7 @@ impl Engine {
             quarantined: AtomicU64::new(loaded.quarantined),
             open_read_bytes: loaded.bytes_read,
             missing_segments: loaded.missing,
+            leftover_segments: loaded.leftovers,
             replay,
             ..Stats::default()
         };
@@ -88,7 +90,7 @@ impl Engine {
             .build();
         Ok(Engine {
             layout,
-            next_seq: AtomicU64::new(index.max_seq() + 1),
+            next_seq: AtomicU64::new(index.max_seq().max(loaded_max_seq) + 1),
             config,
             registry,
             wal,
@@ -101,6 +103,7 @@ impl Engine {
             cutoff: AtomicI64::new(cutoff),
             clock: Instant::now(),
             closed: AtomicBool::new(false),
+            shut: AtomicBool::new(false),
             stats,
             syncer: Mutex::new(syncer),
             lock: Mutex::new(Some(lock)),
@@ -116,6 +119,8 @@ impl Engine {
         }
         self.wal.stop_appends();
         let flushed = self.flush_unchecked(FlushScope::All);
+        let _flushing = self.flush_lock.lock();
+        self.shut.store(true, Ordering::Release);
         let synced = self.wal.sync_now();
         drop(self.syncer.lock().take());
         drop(self.lock.lock().take());

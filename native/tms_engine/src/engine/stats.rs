@@ -20,8 +20,10 @@ pub(super) struct Stats {
     pub flushes: AtomicU64,
     pub last_flush_unix_ms: AtomicU64,
     pub quarantined: AtomicU64,
-    /// Segment files the manifest listed that were gone at open.
+    /// Segment files the manifest listed that were gone at open, and
+    /// unlisted ones moved to quarantine.
     pub missing_segments: u64,
+    pub leftover_segments: u64,
     /// Chunk reads that failed (a payload failing its checksum, a file gone).
     pub corrupt_chunk_reads: AtomicU64,
     /// Chunks compaction could not carry over, and their points.
@@ -71,6 +73,9 @@ pub struct Info {
     pub series: u64,
     /// The store's `max_series`.
     pub max_series: u64,
+    /// The retention cutoff: no point before it is kept or accepted
+    /// (`i64::MIN` when none was set).
+    pub retention_cutoff: i64,
     pub buffered_points: u64,
     pub segments: u64,
     pub chunks: u64,
@@ -85,6 +90,9 @@ pub struct Info {
     pub quarantined_files: u64,
     /// Segment files listed in the manifest but gone at the last open.
     pub missing_segments: u64,
+    /// Segment files the manifest did not list, moved to quarantine at the
+    /// last open.
+    pub leftover_segments: u64,
     pub corrupt_chunk_reads: u64,
     /// Distinct chunks found unreadable since open.
     pub damaged_chunks: u64,
@@ -117,6 +125,7 @@ impl Engine {
         Info {
             series: self.registry.len(),
             max_series: self.config.max_series,
+            retention_cutoff: self.cutoff(),
             buffered_points: self.buffers.len(),
             segments: index.segments,
             chunks: index.chunks,
@@ -129,6 +138,7 @@ impl Engine {
             last_flush_unix_ms: load(&stats.last_flush_unix_ms),
             quarantined_files: load(&stats.quarantined),
             missing_segments: stats.missing_segments,
+            leftover_segments: stats.leftover_segments,
             corrupt_chunk_reads: load(&stats.corrupt_chunk_reads),
             damaged_chunks: self.damaged.lock().len() as u64,
             chunks_lost: load(&stats.chunks_lost),

@@ -116,18 +116,38 @@ impl Engine {
             }
             self.check_timestamp(ts, cutoff, entry)?;
         }
+        // Known series first, so that a batch needing more new series than
+        // max_series allows is refused before it creates any.
+        let found: Vec<Option<SeriesId>> = batch
+            .series
+            .iter()
+            .map(|s| {
+                s.known.or_else(|| {
+                    self.registry
+                        .lookup(&s.metric, &batch.labels[s.labels.clone()])
+                })
+            })
+            .collect();
+        let new = found.iter().filter(|id| id.is_none()).count() as u64;
+        let limit = self.config.max_series;
+        if new > 0 && self.registry.len().saturating_add(new) > limit {
+            return Err(EngineError::CardinalityLimit { limit });
+        }
         let ids = batch
             .series
             .iter()
-            .map(|s| match s.known {
-                Some(id) => Ok(id),
-                None => {
-                    let id = self.resolve_canonical(&s.metric, &batch.labels[s.labels.clone()])?;
+            .zip(found)
+            .map(|(s, found)| {
+                let id = match found {
+                    Some(id) => id,
+                    None => self.resolve_canonical(&s.metric, &batch.labels[s.labels.clone()])?,
+                };
+                if s.known.is_none() {
                     if let Some(hint) = s.hint {
                         self.remember_hint(hint, id);
                     }
-                    Ok(id)
                 }
+                Ok(id)
             })
             .collect::<Result<Vec<SeriesId>>>()?;
         let mut raw = Vec::with_capacity(batch.points.len() * POINT_BYTES);

@@ -4,8 +4,10 @@
 //! (never a payload), quarantines a file that fails its checksum, and indexes
 //! the rest in sequence order. A corrupt file never aborts the open or hides
 //! the others. The manifest (manifest.rs) says which files are live: a listed
-//! file that is missing is reported as lost, an unlisted one (a crashed
-//! flush's or compaction's leftover) is removed.
+//! file that is missing is reported as lost; an unlisted one (a leftover of a
+//! flush or compaction interrupted before its manifest, whose points are in
+//! the WAL or in listed segments, or a file copied in from outside) is moved
+//! to quarantine and reported, never deleted.
 
 use std::collections::HashSet;
 use std::fs;
@@ -26,9 +28,13 @@ pub struct Loaded {
     pub quarantined: u64,
     /// Bytes of headers and tables read.
     pub bytes_read: u64,
-    /// Files the manifest lists that are gone, and unlisted leftovers removed.
+    /// Files the manifest lists that are gone, and unlisted files moved to
+    /// quarantine.
     pub missing: u64,
     pub leftovers: u64,
+    /// The highest segment number any file or the manifest names, live or
+    /// not: new segments are numbered past it, so none reuses a number.
+    pub max_seq: u64,
     /// One line per quarantined or missing file, saying why.
     pub problems: Vec<String>,
 }
@@ -55,14 +61,22 @@ pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
             if path.extension().is_none_or(|e| e != "seg") {
                 continue;
             }
+            if let Some((_, seq)) = id_from_path(&path) {
+                loaded.max_seq = loaded.max_seq.max(seq);
+            }
             match segment::open(&path) {
                 Ok((segment, _))
                     if listed
                         .as_ref()
                         .is_some_and(|l| !l.contains(&(segment.partition, segment.seq))) =>
                 {
-                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    quarantine(layout, &path)?;
                     loaded.leftovers += 1;
+                    loaded.problems.push(format!(
+                        "{} is not listed in the manifest (left by an interrupted flush or \
+                         compaction, or copied in): moved to quarantine",
+                        path.display()
+                    ));
                 }
                 Ok((segment, read)) => {
                     loaded.bytes_read += read;
@@ -82,6 +96,10 @@ pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
     }
     segments.sort_unstable_by_key(|s| s.seq);
     let live: HashSet<SegmentId> = segments.iter().map(|s| (s.partition, s.seq)).collect();
+    for (_, seq) in listed.iter().flatten() {
+        loaded.max_seq = loaded.max_seq.max(*seq);
+    }
+    loaded.max_seq = loaded.max_seq.max(quarantined_max_seq(layout));
     for (partition, seq) in listed.iter().flatten() {
         if !live.contains(&(*partition, *seq)) && !quarantined.contains(&(*partition, *seq)) {
             loaded.missing += 1;
@@ -110,8 +128,25 @@ fn id_from_path(path: &Path) -> Option<SegmentId> {
     Some((partition, seq))
 }
 
+/// The highest segment number among quarantined files (`<partition>-<seq>.seg`).
+fn quarantined_max_seq(layout: &Layout) -> u64 {
+    let Ok(entries) = fs::read_dir(layout.quarantine()) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (_, seq) = name.split_once(".seg")?.0.rsplit_once('-')?;
+            seq.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Moves a corrupt file into the quarantine directory, named after its
-/// partition and file name, so it is kept for inspection but never read again.
+/// partition and file name (a numbered suffix if that name is taken), so it
+/// is kept for inspection but never read again.
 pub fn quarantine(layout: &Layout, path: &Path) -> Result<()> {
     let target_dir = layout.quarantine();
     ensure_dir(&target_dir)?;
@@ -120,11 +155,13 @@ pub fn quarantine(layout: &Layout, path: &Path) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let target = target_dir.join(format!(
-        "{}-{}",
-        name_of(path.parent()),
-        name_of(Some(path))
-    ));
+    let base = format!("{}-{}", name_of(path.parent()), name_of(Some(path)));
+    let mut target = target_dir.join(&base);
+    let mut n = 0;
+    while target.exists() {
+        n += 1;
+        target = target_dir.join(format!("{base}.{n}"));
+    }
     fs::rename(path, &target).map_err(io_err("quarantine", path))?;
     sync_dir(&target_dir)?;
     sync_dir(parent(path)?)
