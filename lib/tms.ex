@@ -288,8 +288,20 @@ defmodule Tms do
       integer millisecond timestamps; histogram and summary lines are the
       plain series they are. The later of two samples of one series and
       timestamp wins.
+    * `:remote_write` - a Prometheus remote_write 1.0 body: a protobuf
+      `WriteRequest` compressed with snappy's block format, as Prometheus
+      POSTs it. Exemplars, native histograms and metadata are skipped and
+      counted (`:ignored`); staleness markers are kept bit-exact. The body's
+      declared size is checked against `:max_decompressed_bytes` before
+      anything is decompressed.
+    * `:json_lines` - VictoriaMetrics' `/api/v1/import` format, one series
+      a line: `{"metric":{"__name__":"m","k":"v"},"values":[...],"timestamps":[...]}`
+      (values are numbers or `"NaN"`, `"+Inf"`, `"-Inf"`).
 
-  Labels follow the store's rules: an empty value is no label.
+  Labels follow the store's rules: an empty value is no label; in
+  `:remote_write` and `:json_lines` the `__name__` label is the metric.
+  For the binary format the error's `details.line` is the position of the
+  offending series.
 
   ## Options
 
@@ -297,8 +309,10 @@ defmodule Tms do
       label of the same name (a scraper's `job` and `instance`).
     * `:timestamp` - the timestamp, in the store's `:time_unit`, of samples
       that carry none. Default: now.
+    * `:max_decompressed_bytes` - the largest `:remote_write` body after
+      decompression. Default 64 MiB.
 
-  Returns `{:ok, %{samples: n, series_created: k}}`.
+  Returns `{:ok, %{samples: n, series_created: k, ignored: i}}`.
 
   ## Examples
 
@@ -307,22 +321,27 @@ defmodule Tms do
       ...> http_requests_total{method="get",code="200"} 1027 1700000000000
       ...> http_requests_total{method="post",code="400"} 3 1700000000000
       ...> \""", labels: %{"job" => "web"})
-      {:ok, %{samples: 2, series_created: 2}}
+      {:ok, %{samples: 2, series_created: 2, ignored: 0}}
   """
-  @spec import(store(), :prometheus_text, binary(), keyword()) ::
-          {:ok, %{samples: non_neg_integer(), series_created: non_neg_integer()}} | {:error, Error.t()}
+  @spec import(store(), :prometheus_text | :remote_write | :json_lines, binary(), keyword()) ::
+          {:ok, %{samples: non_neg_integer(), series_created: non_neg_integer(), ignored: non_neg_integer()}}
+          | {:error, Error.t()}
   def import(store, format, body, opts \\ [])
 
   def import(store, format, body, opts) when is_binary(body) and is_list(opts) do
-    with {:ok, opts} <- validate_opts(opts, [labels: [], timestamp: nil], "import options"),
+    defaults = [labels: [], timestamp: nil, max_decompressed_bytes: 64 * 1024 * 1024]
+
+    with {:ok, opts} <- validate_opts(opts, defaults, "import options"),
          {:ok, labels} <- import_labels(opts[:labels]),
          {:ok, handle} <- fetch(store),
          true <-
-           is_nil(opts[:timestamp]) or is_integer(opts[:timestamp]) || invalid("timestamp must be an integer") do
+           is_nil(opts[:timestamp]) or is_integer(opts[:timestamp]) || invalid("timestamp must be an integer"),
+         max = opts[:max_decompressed_bytes],
+         true <- (is_integer(max) and max > 0) || invalid("max_decompressed_bytes must be a positive integer") do
       engine_opts = %{
         labels: labels,
         default_ts: opts[:timestamp] || System.os_time(handle.time_unit),
-        max_decompressed: 64 * 1024 * 1024
+        max_decompressed: max
       }
 
       engine(:import, [handle.engine, format, body, engine_opts])

@@ -2,6 +2,7 @@ defmodule Tms.ImportTest do
   # Tms.import/4: whole bodies parsed in the engine, checked against a
   # model, a real exporter's body, and bad input.
   use Tms.Case, async: true
+  import Bitwise, only: [<<<: 2, >>>: 2]
 
   @fixture Path.expand("../fixtures/node_exporter_1.5.prom", __DIR__)
   @ts 1_700_000_000_000
@@ -102,6 +103,95 @@ defmodule Tms.ImportTest do
 
       assert {:ok, []} = Tms.metrics(store)
     end
+  end
+
+  describe "JSON lines" do
+    test "series lines round-trip, __name__ is the metric, bad lines are named", ctx do
+      store = start_store(ctx)
+
+      body = """
+      {"metric":{"__name__":"up","job":"node","e":""},"values":[1,0.5,"NaN"],"timestamps":[#{@ts},#{@ts + 1},#{@ts + 2}]}
+      {"metric":{"__name__":"up","job":"vm"},"values":["+Inf"],"timestamps":[#{@ts}]}
+      """
+
+      assert {:ok, %{samples: 4, series_created: 2}} =
+               Tms.import(store, :json_lines, body, labels: %{"dc" => "x"})
+
+      assert %{
+               %{"job" => "node", "dc" => "x"} => [{@ts, 1.0}, {_, 0.5}, {_, :nan}],
+               %{"job" => "vm", "dc" => "x"} => [{@ts, :infinity}]
+             } = all(store, "up")
+
+      bad =
+        ~s({"metric":{"__name__":"up"},"values":[1],"timestamps":[1]}\n{"metric":{"job":"x"},"values":[1],"timestamps":[1]})
+
+      assert {:error, %Tms.Error{kind: :invalid_argument, details: %{line: 2}}} =
+               Tms.import(store, :json_lines, bad)
+
+      assert map_size(all(store, "up")) == 2
+    end
+  end
+
+  describe "remote_write" do
+    test "a WriteRequest as Prometheus sends it, staleness bits kept", ctx do
+      store = start_store(ctx)
+      stale = <<0x7FF0_0000_0000_0002::little-64>>
+
+      series = [
+        {[{"__name__", "http_requests_total"}, {"job", "api"}, {"empty", ""}],
+         [{1.5, @ts}, {stale, @ts + 1}]},
+        {[{"__name__", "up"}, {"job", "api"}], [{1.0, @ts}]}
+      ]
+
+      body = series |> write_request() |> snappy()
+      assert {:ok, %{samples: 3, series_created: 2, ignored: 0}} = Tms.import(store, :remote_write, body)
+
+      {:ok, [%{labels: %{"job" => "api"}, points: points}]} =
+        Tms.query_range(store, "http_requests_total", %{}, 0, @ts + 1, format: :binary)
+
+      assert points ==
+               <<@ts::little-signed-64, 1.5::little-float-64, @ts + 1::little-signed-64, stale::binary>>
+
+      for bad <- [<<255, 255, 255, 255, 15>>, snappy(<<10, 5, 1, 2>>), "garbage"] do
+        assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.import(store, :remote_write, bad)
+      end
+
+      assert {:error, %Tms.Error{kind: :invalid_argument, message: message}} =
+               Tms.import(store, :remote_write, body, max_decompressed_bytes: 10)
+
+      assert message =~ "more than the limit of 10"
+    end
+  end
+
+  # A protobuf WriteRequest, field by field.
+  defp write_request(series) do
+    for {labels, samples} <- series, into: <<>> do
+      labels = for {k, v} <- labels, into: <<>>, do: field(1, field(1, k) <> field(2, v))
+
+      samples =
+        for {v, ts} <- samples, into: <<>> do
+          bits = if is_binary(v), do: v, else: <<v::little-float-64>>
+          field(2, <<9, bits::binary, 16, varint(ts)::binary>>)
+        end
+
+      field(1, labels <> samples)
+    end
+  end
+
+  defp field(number, bytes),
+    do: <<varint(number * 8 + 2)::binary, varint(byte_size(bytes))::binary, bytes::binary>>
+
+  defp varint(n) when n < 0, do: varint(n + (1 <<< 64))
+  defp varint(n) when n < 128, do: <<n>>
+  defp varint(n), do: <<Bitwise.bor(Bitwise.band(n, 127), 128), varint(n >>> 7)::binary>>
+
+  # Snappy's block format with literals only: valid, if uncompressed.
+  defp snappy(data) do
+    literals = for <<chunk::binary-size(60) <- data>>, into: <<>>, do: <<59 <<< 2, chunk::binary>>
+
+    rest = binary_part(data, div(byte_size(data), 60) * 60, rem(byte_size(data), 60))
+    tail = if rest == "", do: "", else: <<(byte_size(rest) - 1) <<< 2, rest::binary>>
+    varint(byte_size(data)) <> literals <> tail
   end
 
   defp random_value do

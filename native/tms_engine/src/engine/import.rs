@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::error::Result;
-use crate::ingest::{self, Format, ImportOptions};
+use crate::ingest::{self, remote_write, Format, ImportOptions};
 
 /// What an import wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,6 +12,9 @@ pub struct ImportReport {
     pub samples: u64,
     /// Series the import created (new to the store).
     pub series_created: u64,
+    /// Exemplars, native histograms and metadata a remote_write carried,
+    /// which the store does not keep.
+    pub ignored: u64,
 }
 
 impl Engine {
@@ -25,11 +28,20 @@ impl Engine {
     ) -> Result<ImportReport> {
         self.check_open()?;
         let before = self.registry.len();
+        let decompressed;
+        let body = match format {
+            Format::RemoteWrite => {
+                decompressed = remote_write::decompress(body, opts.max_decompressed)?;
+                &decompressed[..]
+            }
+            _ => body,
+        };
         let mut parsed = ingest::parse(format, body, opts, self.config.units_per_second)?;
         self.write_labeled(&mut parsed.batch)?;
         Ok(ImportReport {
             samples: parsed.batch.points.len() as u64,
             series_created: self.registry.len().saturating_sub(before),
+            ignored: parsed.ignored,
         })
     }
 }

@@ -3,7 +3,9 @@
 //! (sink.rs) that the engine writes all or nothing. No term per sample or
 //! label: series are identified from the bytes as parsed.
 
+pub mod json_lines;
 pub mod prom_text;
+pub mod remote_write;
 mod sink;
 
 pub use sink::ImportOptions;
@@ -18,11 +20,18 @@ use std::borrow::Cow;
 pub enum Format {
     /// Prometheus text exposition 0.0.4.
     PrometheusText,
+    /// VictoriaMetrics' JSON lines.
+    JsonLines,
+    /// A remote_write 1.0 `WriteRequest`, already decompressed
+    /// ([`remote_write::decompress`]).
+    RemoteWrite,
 }
 
 /// A parsed body: the batch to write and what was skipped.
 pub struct Parsed<'a> {
     pub batch: LabeledBatch<'a, Cow<'a, str>, Cow<'a, str>>,
+    /// Exemplars, histograms and metadata (remote_write), not stored.
+    pub ignored: u64,
 }
 
 /// Parses `body` in `format` for a store of `units_per_second`.
@@ -33,8 +42,13 @@ pub fn parse<'a>(
     units_per_second: i64,
 ) -> Result<Parsed<'a>> {
     let mut sink = Sink::new(opts, units_per_second);
-    match format {
-        Format::PrometheusText => prom_text::parse(body, &mut sink)?,
-    }
-    Ok(Parsed { batch: sink.batch })
+    let ignored = match format {
+        Format::PrometheusText => prom_text::parse(body, &mut sink).map(|()| 0)?,
+        Format::JsonLines => json_lines::parse(body, &mut sink).map(|()| 0)?,
+        Format::RemoteWrite => remote_write::parse(body, &mut sink)?,
+    };
+    Ok(Parsed {
+        batch: sink.batch,
+        ignored,
+    })
 }

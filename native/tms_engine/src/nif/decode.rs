@@ -352,11 +352,15 @@ pub fn decode_query_opts(opts: Term<'_>) -> Result<(QuerySpec, bool)> {
     ))
 }
 
-/// An import format: `:prometheus_text`.
+/// An import format: `:prometheus_text`, `:remote_write` or `:json_lines`.
 pub fn decode_format(term: Term<'_>) -> Result<Format> {
     match term.decode::<Atom>() {
         Ok(atom) if atom == atoms::prometheus_text() => Ok(Format::PrometheusText),
-        _ => Err(invalid("format must be :prometheus_text")),
+        Ok(atom) if atom == atoms::json_lines() => Ok(Format::JsonLines),
+        Ok(atom) if atom == atoms::remote_write() => Ok(Format::RemoteWrite),
+        _ => Err(invalid(
+            "format must be :prometheus_text, :remote_write or :json_lines",
+        )),
     }
 }
 

@@ -40,7 +40,7 @@ mod atoms {
         op, path, errno, reason, found, supported, id, entry,
         buffered, incoming, limit,
         metric, labels, points, nil, binary, list, skip, line,
-        prometheus_text,
+        prometheus_text, json_lines, remote_write,
     }
 }
 

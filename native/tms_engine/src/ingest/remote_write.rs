@@ -1,0 +1,208 @@
+//! Prometheus remote_write 1.0: a protobuf `WriteRequest`, compressed with
+//! snappy's block format (not the framed one).
+//!
+//! ```text
+//! WriteRequest  1: repeated TimeSeries   3: repeated MetricMetadata (ignored)
+//! TimeSeries    1: repeated Label   2: repeated Sample
+//!               3: repeated Exemplar (ignored)   4: repeated Histogram (ignored)
+//! Label         1: string name      2: string value
+//! Sample        1: double value     2: int64 timestamp (ms)
+//! ```
+//!
+//! Decoded one field at a time, strings borrowed from the decompressed
+//! buffer; unknown fields are skipped, the ignored kinds counted. The
+//! length snappy declares is checked against a cap before anything is
+//! allocated, so a hostile header cannot claim gigabytes. Values keep their
+//! bits: a staleness marker (NaN `0x7ff0000000000002`) stays one.
+
+use std::borrow::Cow;
+
+use super::sink::Sink;
+use crate::error::{EngineError, Result};
+use crate::series_key::METRIC_LABEL;
+
+/// The decompressed body, refused when snappy declares more than `max`.
+pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>> {
+    let bad = |reason: String| EngineError::BadInput { line: 0, reason };
+    let len =
+        snap::raw::decompress_len(body).map_err(|e| bad(format!("not a snappy block: {e}")))?;
+    if len > max {
+        return Err(bad(format!(
+            "the body decompresses to {len} bytes, more than the limit of {max}"
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| bad(format!("not a snappy block: {e}")))
+}
+
+/// Parses a decompressed `WriteRequest` into `sink`; answers how many
+/// exemplars, histograms and metadata entries were ignored.
+pub fn parse<'a>(buf: &'a [u8], sink: &mut Sink<'a>) -> Result<u64> {
+    let mut ignored = 0;
+    let mut series = 0u64;
+    for field in Fields::new(buf) {
+        let bad = |reason: String| EngineError::BadInput {
+            line: series + 1,
+            reason: format!("timeseries {}: {reason}", series + 1),
+        };
+        match field.map_err(|e| bad(e.into()))? {
+            (1, Wire::Bytes(message)) => {
+                ignored += time_series(message, sink).map_err(bad)?;
+                series += 1;
+            }
+            (3, Wire::Bytes(_)) => ignored += 1,
+            _ => {}
+        }
+    }
+    Ok(ignored)
+}
+
+/// One `TimeSeries`; answers the exemplars and histograms it ignored.
+fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String> {
+    let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut samples = Vec::new();
+    let mut ignored = 0;
+    for field in Fields::new(message) {
+        match field? {
+            (1, Wire::Bytes(label)) => labels.push(label_pair(label)?),
+            (2, Wire::Bytes(sample)) => samples.push(sample_point(sample)?),
+            (3 | 4, Wire::Bytes(_)) => ignored += 1,
+            (1 | 2, _) => return Err("a label or sample that is not a message".into()),
+            _ => {}
+        }
+    }
+    if samples.is_empty() {
+        return Ok(ignored);
+    }
+    let index = sink
+        .series(None, |out| {
+            let mut metric = None;
+            for (name, value) in labels {
+                if name == METRIC_LABEL {
+                    metric = Some(Cow::Borrowed(value));
+                } else {
+                    out.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+                }
+            }
+            metric.ok_or_else(|| EngineError::invalid("a series without __name__"))
+        })
+        .map_err(|e| e.to_string())?;
+    for (ts, value) in samples {
+        sink.point(index, ts, value).map_err(|e| e.to_string())?;
+    }
+    Ok(ignored)
+}
+
+fn label_pair(message: &[u8]) -> Result<(&str, &str), String> {
+    let (mut name, mut value) = ("", "");
+    for field in Fields::new(message) {
+        match field? {
+            (1, Wire::Bytes(b)) => name = utf8(b, "label name")?,
+            (2, Wire::Bytes(b)) => value = utf8(b, "label value")?,
+            _ => {}
+        }
+    }
+    Ok((name, value))
+}
+
+/// `(timestamp ms, value)` of a `Sample`.
+fn sample_point(message: &[u8]) -> Result<(i64, f64), String> {
+    let (mut ts, mut value) = (0i64, 0f64);
+    for field in Fields::new(message) {
+        match field? {
+            (1, Wire::Fixed64(bits)) => value = f64::from_bits(bits),
+            // int64 is two's complement in a varint.
+            (2, Wire::Varint(v)) => ts = v as i64,
+            (1 | 2, _) => return Err("a sample field of the wrong wire type".into()),
+            _ => {}
+        }
+    }
+    Ok((ts, value))
+}
+
+fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
+    std::str::from_utf8(bytes).map_err(|_| format!("{what} is not valid UTF-8"))
+}
+
+/// A field's payload by wire type.
+enum Wire<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32,
+}
+
+/// The fields of one protobuf message, each `(number, payload)`; an error
+/// ends the iteration.
+struct Fields<'a> {
+    buf: &'a [u8],
+    failed: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Fields { buf, failed: false }
+    }
+
+    fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self.buf.split_first().ok_or("truncated varint")?;
+            self.buf = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint longer than 10 bytes")
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if n > self.buf.len() {
+            return Err("a length runs past the end of its message");
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn field(&mut self) -> Result<(u64, Wire<'a>), &'static str> {
+        let key = self.varint()?;
+        let wire = match key & 7 {
+            0 => Wire::Varint(self.varint()?),
+            1 => {
+                let mut bits = [0u8; 8];
+                bits.copy_from_slice(self.take(8)?);
+                Wire::Fixed64(u64::from_le_bytes(bits))
+            }
+            2 => {
+                let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
+                Wire::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Wire::Fixed32
+            }
+            _ => return Err("unsupported wire type (groups are not used by remote_write)"),
+        };
+        Ok((key >> 3, wire))
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u64, Wire<'a>), &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.buf.is_empty() {
+            return None;
+        }
+        let field = self.field();
+        self.failed = field.is_err();
+        Some(field)
+    }
+}
+
+#[cfg(test)]
+#[path = "remote_write_tests.rs"]
+mod tests;

@@ -1,0 +1,231 @@
+//! The hand-written decoder against prost, the reference encoder.
+
+use super::*;
+use crate::ingest::ImportOptions;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    timeseries: Vec<TimeSeries>,
+    #[prost(message, repeated, tag = "3")]
+    metadata: Vec<Metadata>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    samples: Vec<Sample>,
+    #[prost(message, repeated, tag = "3")]
+    exemplars: Vec<Exemplar>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Label {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Sample {
+    #[prost(double, tag = "1")]
+    value: f64,
+    #[prost(int64, tag = "2")]
+    timestamp: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Exemplar {
+    #[prost(message, repeated, tag = "1")]
+    labels: Vec<Label>,
+    #[prost(double, tag = "2")]
+    value: f64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Metadata {
+    #[prost(string, tag = "2")]
+    metric_family_name: String,
+}
+
+fn label(name: &str, value: &str) -> Label {
+    Label {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+fn compressed(request: &WriteRequest) -> Vec<u8> {
+    let raw = prost::Message::encode_to_vec(request);
+    snap::raw::Encoder::new().compress_vec(&raw).unwrap()
+}
+
+fn opts() -> ImportOptions {
+    ImportOptions {
+        labels: Vec::new(),
+        default_ts: 0,
+        max_decompressed: 1 << 20,
+    }
+}
+
+type Decoded = (
+    Vec<(String, Vec<(String, String)>)>,
+    Vec<(usize, i64, u64)>,
+    u64,
+);
+
+fn decode(body: &[u8], opts: &ImportOptions) -> Result<Decoded> {
+    let buf = decompress(body, opts.max_decompressed)?;
+    let mut sink = Sink::new(opts, 1000);
+    let ignored = parse(&buf, &mut sink)?;
+    let b = &sink.batch;
+    let series = b
+        .series
+        .iter()
+        .map(|s| {
+            let labels = b.labels[s.labels.clone()]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (s.metric.to_string(), labels)
+        })
+        .collect();
+    let points = b
+        .points
+        .iter()
+        .map(|&(s, t, v)| (s, t, v.to_bits()))
+        .collect();
+    Ok((series, points, ignored))
+}
+
+#[test]
+fn random_requests_decode_as_prost_encoded_them() {
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..200 {
+        let series: Vec<TimeSeries> = (0..next() % 5)
+            .map(|s| TimeSeries {
+                labels: vec![
+                    label("__name__", &format!("m{}", next() % 3)),
+                    label("host", &format!("h{s}-ü\"\\")),
+                    label("empty", ""),
+                ],
+                samples: (0..1 + next() % 4)
+                    .map(|i| Sample {
+                        value: match next() % 4 {
+                            0 => stale,
+                            1 => f64::NEG_INFINITY,
+                            _ => (next() % 1000) as f64 / 8.0,
+                        },
+                        timestamp: (next() % 10_000) as i64 - 5_000 + i as i64,
+                    })
+                    .collect(),
+                exemplars: vec![Exemplar::default(); (next() % 2) as usize],
+            })
+            .collect();
+        let request = WriteRequest {
+            timeseries: series.clone(),
+            metadata: vec![Metadata::default(); (next() % 2) as usize],
+        };
+        let (decoded, points, ignored) = decode(&compressed(&request), &opts()).unwrap();
+        let expected_ignored: usize =
+            series.iter().map(|s| s.exemplars.len()).sum::<usize>() + request.metadata.len();
+        assert_eq!(ignored, expected_ignored as u64);
+        assert_eq!(decoded.len(), series.len());
+        let mut expected_points = Vec::new();
+        for (i, ts) in series.iter().enumerate() {
+            assert_eq!(decoded[i].0, ts.labels[0].value);
+            let labels: Vec<(String, String)> = ts.labels[1..]
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            assert_eq!(decoded[i].1, labels);
+            expected_points.extend(
+                ts.samples
+                    .iter()
+                    .map(|p| (i, p.timestamp, p.value.to_bits())),
+            );
+        }
+        assert_eq!(points, expected_points, "staleness bits kept exact");
+    }
+}
+
+#[test]
+fn hostile_and_broken_bodies_are_clear_errors() {
+    // A snappy header claiming 1 GiB, with no data behind it.
+    let mut claim = Vec::new();
+    let mut n = 1u64 << 30;
+    while n >= 0x80 {
+        claim.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    claim.push(n as u8);
+    assert!(matches!(
+        decode(&claim, &opts()),
+        Err(EngineError::BadInput { .. })
+    ));
+    assert!(matches!(
+        decode(b"\xff\xff garbage", &opts()),
+        Err(EngineError::BadInput { .. })
+    ));
+
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![label("__name__", "m")],
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: 5,
+            }],
+            exemplars: vec![],
+        }],
+        metadata: vec![],
+    };
+    let raw = prost::Message::encode_to_vec(&request);
+    // Every truncation is an error or a shorter valid request, never a panic.
+    for cut in 0..raw.len() {
+        let body = snap::raw::Encoder::new().compress_vec(&raw[..cut]).unwrap();
+        let _ = decode(&body, &opts());
+    }
+    let without_name = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![label("job", "x")],
+            ..request.timeseries[0].clone()
+        }],
+        metadata: vec![],
+    };
+    match decode(&compressed(&without_name), &opts()) {
+        Err(EngineError::BadInput { line: 1, reason }) => {
+            assert!(reason.contains("__name__"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut bad_utf8 = request.clone();
+    bad_utf8.timeseries[0].labels.push(label("x", "y"));
+    let mut raw = prost::Message::encode_to_vec(&bad_utf8);
+    let at = raw.len() - 20;
+    if let Some(b) = raw.iter_mut().skip(at).find(|b| **b == b'y') {
+        *b = 0xff;
+    }
+    let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+    assert!(matches!(
+        decode(&body, &opts()),
+        Err(EngineError::BadInput { .. })
+    ));
+    let small = ImportOptions {
+        max_decompressed: 4,
+        ..opts()
+    };
+    assert!(matches!(
+        decode(&compressed(&request), &small),
+        Err(EngineError::BadInput { .. })
+    ));
+}
