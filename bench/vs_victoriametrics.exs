@@ -11,23 +11,11 @@
 
 Code.require_file("support/harness.ex", __DIR__)
 Code.require_file("support/workload.ex", __DIR__)
+Code.require_file("support/victoria.ex", __DIR__)
+alias Tms.Bench.Victoria
 alias Tms.Workload
 {:ok, _} = Application.ensure_all_started(:tms)
 {:ok, _} = Application.ensure_all_started(:inets)
-
-unless System.find_executable("victoria-metrics") do
-  sudo =
-    if System.get_env("USER") == "root" or System.cmd("id", ["-u"]) |> elem(0) |> String.trim() == "0",
-      do: [],
-      else: ["sudo"]
-
-  {_, 0} =
-    System.cmd(
-      hd(sudo ++ ["apt-get"]),
-      tl(sudo ++ ["apt-get"]) ++ ["install", "-y", "-qq", "victoria-metrics"],
-      stderr_to_stdout: true
-    )
-end
 
 scrapes = String.to_integer(System.get_env("SCRAPES", "8640"))
 day = 86_400_000
@@ -88,16 +76,6 @@ IO.puts(
 
 # ---------------------------------------------------------------- helpers
 
-cpu_ms = fn pid ->
-  [utime, stime] =
-    File.read!("/proc/#{pid}/stat")
-    |> String.split(" ")
-    |> Enum.slice(13, 2)
-    |> Enum.map(&String.to_integer/1)
-
-  (utime + stime) * 10
-end
-
 beam_cpu_ms = fn -> elem(:erlang.statistics(:runtime), 0) end
 
 du = fn dir ->
@@ -113,53 +91,15 @@ end
 
 # ---------------------------------------------------------------- VictoriaMetrics
 
-vm_dir = Path.join(System.tmp_dir!(), "tms_bench_vm")
-File.rm_rf!(vm_dir)
-port_no = 18_428
-url = "http://127.0.0.1:#{port_no}"
-
-# Another server on the port would answer for ours: refuse to start then.
-{:error, _} = :httpc.request(String.to_charlist(url <> "/health"))
-
-vm =
-  Port.open({:spawn_executable, System.find_executable("victoria-metrics")}, [
-    :binary,
-    :exit_status,
-    :stderr_to_stdout,
-    args: [
-      "-storageDataPath=#{vm_dir}",
-      "-httpListenAddr=127.0.0.1:#{port_no}",
-      "-retentionPeriod=100y",
-      "-loggerLevel=ERROR"
-    ]
-  ])
-
-{:os_pid, vm_pid} = Port.info(vm, :os_pid)
-
-get = fn path ->
-  {:ok, {{_, status, _}, _, body}} =
-    :httpc.request(:get, {String.to_charlist(url <> path), []}, [], body_format: :binary)
-
-  {status, body}
-end
-
-post = fn path, body ->
-  {:ok, {{_, status, _}, _, _}} =
-    :httpc.request(:post, {String.to_charlist(url <> path), [], ~c"text/plain", body}, [],
-      body_format: :binary
-    )
-
-  status
-end
-
-Stream.repeatedly(fn -> Process.sleep(100) && :httpc.request(String.to_charlist(url <> "/health")) end)
-|> Enum.find(&match?({:ok, {{_, 200, _}, _, _}}, &1))
+vm = Victoria.start!(Path.join(System.tmp_dir!(), "tms_bench_vm"), 18_428)
+get = &Victoria.get(vm, &1)
+post = &Victoria.post(vm, &1, &2)
 
 vm_ingest = fn path, bodies ->
-  cpu0 = cpu_ms.(vm_pid)
+  cpu0 = Victoria.cpu_ms(vm)
   client0 = beam_cpu_ms.()
   {us, _} = :timer.tc(fn -> Enum.each(bodies, fn b -> 204 = post.(path, b) end) end)
-  {us, cpu_ms.(vm_pid) - cpu0, beam_cpu_ms.() - client0}
+  {us, Victoria.cpu_ms(vm) - cpu0, beam_cpu_ms.() - client0}
 end
 
 # The text import first, into a clean store; then a second, clean store for
@@ -169,15 +109,8 @@ end
 json_renamed = Enum.map(json_bodies, &String.replace(&1, ~s("__name__":"), ~s("__name__":"j_)))
 {vm_json_us, vm_json_cpu, vm_json_client} = vm_ingest.("/api/v1/import", json_renamed)
 
-true = post.("/internal/force_flush", "") in 200..299
-{status, _} = get.("/internal/force_merge")
-200 = status
-# force_merge runs in the background: wait until the data directory stops changing.
-Stream.repeatedly(fn -> Process.sleep(2_000) && du.(vm_dir) end)
-|> Stream.chunk_every(2, 1)
-|> Enum.find(fn [a, b] -> a == b end)
-
-vm_bytes = du.(vm_dir) / 2
+Victoria.force_merge(vm, du)
+vm_bytes = du.(vm.dir) / 2
 
 # The hour in the middle of the data.
 from = start + div(scrapes * 10_000, 2) - 1_800_000
@@ -200,8 +133,7 @@ end
 
 vm_one_us = median.(200, vm_one)
 vm_fifty_us = median.(100, vm_fifty)
-Port.close(vm)
-System.cmd("sh", ["-c", "kill #{vm_pid}"])
+Victoria.stop(vm)
 
 # ---------------------------------------------------------------- Tms
 
