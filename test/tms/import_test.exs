@@ -78,6 +78,21 @@ defmodule Tms.ImportTest do
                Tms.query_range(store, "node_cpu_seconds_total", %{}, 0, @ts + 1)
     end
 
+    test "a series spelled as before is recognized; other import labels make other series", ctx do
+      store = start_store(ctx)
+      body = ~s(m{a="1"} 1 #{@ts}\nm{a="2"} 2 #{@ts}\n)
+      assert {:ok, %{series_created: 2}} = Tms.import(store, :prometheus_text, body)
+
+      assert {:ok, %{series_created: 0}} =
+               Tms.import(store, :prometheus_text, String.replace(body, " 1 ", " 3 "))
+
+      assert {:ok, %{series_created: 2}} = Tms.import(store, :prometheus_text, body, labels: %{"job" => "x"})
+      assert {:ok, %{series_created: 0}} = Tms.import(store, :prometheus_text, body, labels: %{"job" => "x"})
+      # The same series spelled another way (spaces) is still the same series.
+      assert {:ok, %{series_created: 0}} = Tms.import(store, :prometheus_text, ~s(m{ a = "1" } 4 #{@ts + 1}))
+      assert %{%{"a" => "1"} => [{@ts, 3.0}, {_, 4.0}]} = all(store, "m")
+    end
+
     test "a malformed line rejects the whole body with its line number", ctx do
       store = start_store(ctx)
       body = "ok 1 #{@ts}\nok 2 #{@ts + 1}\n\nbad{x=\"1\" 3\n"

@@ -30,6 +30,11 @@ pub struct BatchSeries<'a> {
     /// `hinted`); `metric` and `labels` are then not read.
     pub known: Option<SeriesId>,
     /// The caller's own hash of how it received the series, remembered
-    /// with the series' id for the engine's `hinted`.
+    /// with the series' id for the engine's `hinted` (or, with `spelling`,
+    /// its `spelled`).
     pub hint: Option<u64>,
+    /// The bytes that spelled the series in an imported body: remembered
+    /// with its id, so the next body that spells it the same way is not
+    /// parsed or looked up again.
+    pub spelling: Option<&'a [u8]>,
 }

@@ -36,7 +36,8 @@ impl Engine {
             }
             _ => body,
         };
-        let mut parsed = ingest::parse(format, body, opts, self.config.units_per_second)?;
+        let known = |hash: u64, spelling: &[u8]| self.spelled(hash, spelling);
+        let mut parsed = ingest::parse(format, body, opts, self.config.units_per_second, &known)?;
         self.write_labeled(&mut parsed.batch)?;
         Ok(ImportReport {
             samples: parsed.batch.points.len() as u64,

@@ -71,6 +71,9 @@ pub struct Engine {
     damaged: Mutex<HashSet<(u64, u32), FastBuildHasher>>,
     /// Caller hashes of series it identified before (see `hinted`).
     hints: DashMap<u64, (SeriesId, Arc<SeriesKey>), FastBuildHasher>,
+    /// Imported series by a hash of their spelling, with the spelling to
+    /// verify (see `spelled`).
+    spellings: DashMap<u64, (SeriesId, Box<[u8]>), FastBuildHasher>,
     /// Serializes flushes, compaction and retention: segment numbers must
     /// follow the order in which buffers were sealed.
     flush_lock: Mutex<()>,

@@ -98,6 +98,7 @@ impl Engine {
             index,
             cache,
             hints: DashMap::default(),
+            spellings: DashMap::default(),
             damaged: Mutex::default(),
             flush_lock: Mutex::new(()),
             cutoff: AtomicI64::new(cutoff),

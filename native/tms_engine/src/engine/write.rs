@@ -1,9 +1,12 @@
 //! The write path: validate the whole batch, resolve series, append one WAL
 //! record, append to hot buffers, acknowledge. A batch is all or nothing.
 
+use dashmap::DashMap;
+
 use super::Engine;
 use crate::batch::LabeledBatch;
 use crate::error::{EngineError, Result};
+use crate::hash::FastBuildHasher;
 use crate::series_key::{self, SeriesKey};
 use crate::types::{decode_entry, encode_entry, SeriesId, POINT_BYTES};
 
@@ -143,8 +146,10 @@ impl Engine {
                     None => self.resolve_canonical(&s.metric, &batch.labels[s.labels.clone()])?,
                 };
                 if s.known.is_none() {
-                    if let Some(hint) = s.hint {
-                        self.remember_hint(hint, id);
+                    match (s.hint, s.spelling) {
+                        (Some(hint), Some(spelling)) => self.remember_spelling(hint, id, spelling),
+                        (Some(hint), None) => self.remember_hint(hint, id),
+                        _ => {}
                     }
                 }
                 Ok(id)
@@ -168,13 +173,30 @@ impl Engine {
     }
 
     fn remember_hint(&self, hint: u64, id: SeriesId) {
-        // Bounded: a caller sending many spellings of its labels cannot grow
-        // the map past a few entries per series.
-        if self.hints.len() as u64 > 4 * self.registry.len() + 1024 {
-            self.hints.clear();
-        }
         if let Some(key) = self.registry.key(id) {
+            self.bounded(&self.hints);
             self.hints.insert(hint, (id, key));
+        }
+    }
+
+    /// The series an import spelled `spelling` before (its hash `hash`
+    /// includes the import's labels and format): a hash and a probe, and a
+    /// byte comparison so that a collision costs a miss, never a wrong series.
+    pub fn spelled(&self, hash: u64, spelling: &[u8]) -> Option<SeriesId> {
+        let entry = self.spellings.get(&hash)?;
+        (*entry.1 == *spelling).then_some(entry.0)
+    }
+
+    fn remember_spelling(&self, hash: u64, id: SeriesId, spelling: &[u8]) {
+        self.bounded(&self.spellings);
+        self.spellings.insert(hash, (id, spelling.into()));
+    }
+
+    /// Keeps a cache of caller spellings bounded: a caller sending many
+    /// spellings of its series cannot grow it past a few entries per series.
+    fn bounded<V>(&self, cache: &DashMap<u64, V, FastBuildHasher>) {
+        if cache.len() as u64 > 4 * self.registry.len() + 1024 {
+            cache.clear();
         }
     }
 

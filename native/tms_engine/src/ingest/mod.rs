@@ -9,7 +9,7 @@ pub mod remote_write;
 mod sink;
 
 pub use sink::ImportOptions;
-use sink::Sink;
+use sink::{Known, Sink};
 
 use crate::batch::LabeledBatch;
 use crate::error::Result;
@@ -34,14 +34,17 @@ pub struct Parsed<'a> {
     pub ignored: u64,
 }
 
-/// Parses `body` in `format` for a store of `units_per_second`.
+/// Parses `body` in `format` for a store of `units_per_second`; `known`
+/// answers series earlier imports spelled (see sink.rs).
 pub fn parse<'a>(
     format: Format,
     body: &'a [u8],
     opts: &'a ImportOptions,
     units_per_second: i64,
+    known: Known<'a>,
 ) -> Result<Parsed<'a>> {
-    let mut sink = Sink::new(opts, units_per_second);
+    let seed = sink::import_seed(format as u8, &opts.labels);
+    let mut sink = Sink::new(opts, units_per_second).recognizing(seed, known);
     let ignored = match format {
         Format::PrometheusText => prom_text::parse(body, &mut sink).map(|()| 0)?,
         Format::JsonLines => json_lines::parse(body, &mut sink).map(|()| 0)?,

@@ -131,22 +131,24 @@ fn ascii(bytes: &[u8]) -> &str {
 /// checking the syntax without building anything (the sink parses a
 /// series' labels only the first time it is seen).
 fn labels_end(line: &[u8], at: usize) -> Result<usize, String> {
-    walk_labels(line, at, &mut |_, _| {})
+    walk_labels(line, at, false, &mut |_, _| {})
 }
 
 /// Pushes the labels that start at `at` onto `out`.
 fn parse_labels<'a>(line: &'a [u8], at: usize, out: &mut Labels<'a>) -> Result<(), String> {
-    walk_labels(line, at, &mut |name, value| {
+    walk_labels(line, at, true, &mut |name, value| {
         out.push((Cow::Borrowed(name), value))
     })?;
     Ok(())
 }
 
 /// Reads `name="value"` pairs up to the closing `}`, handing each to
-/// `pair`; answers the position past the `}`.
+/// `pair` (values decoded only with `decode`: the syntax pass just finds
+/// where they end); answers the position past the `}`.
 fn walk_labels<'a>(
     line: &'a [u8],
     mut at: usize,
+    decode: bool,
     pair: &mut impl FnMut(&'a str, Cow<'a, str>),
 ) -> Result<usize, String> {
     loop {
@@ -167,13 +169,36 @@ fn walk_labels<'a>(
         if line.get(at) != Some(&b'"') {
             return Err(format!("expected a quoted value for label {name}"));
         }
-        let (value, end) = quoted(line, at + 1).map_err(|e| format!("label {name}: {e}"))?;
+        let (value, end) = if decode {
+            quoted(line, at + 1)
+        } else {
+            quoted_end(line, at + 1).map(|end| (Cow::Borrowed(""), end))
+        }
+        .map_err(|e| format!("label {name}: {e}"))?;
         pair(name, value);
         at = skip_blanks(line, end);
         match line.get(at) {
             Some(b',') => at += 1,
             Some(b'}') => {}
             _ => return Err(format!("expected , or }} after label {name}")),
+        }
+    }
+}
+
+/// The position past the closing quote of a value starting at `at`; only
+/// the escapes are checked (validity as UTF-8 is [`quoted`]'s, when the
+/// series is new).
+fn quoted_end(line: &[u8], at: usize) -> Result<usize, String> {
+    let mut i = at;
+    loop {
+        match line.get(i) {
+            None => return Err("value is not closed with \"".into()),
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => match line.get(i + 1) {
+                Some(b'\\' | b'"' | b'n') => i += 2,
+                _ => return Err("invalid escape (only \\\\, \\\" and \\n)".into()),
+            },
+            Some(_) => i += 1,
         }
     }
 }

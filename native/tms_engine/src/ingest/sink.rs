@@ -1,6 +1,9 @@
 //! The one batch every import format fills: series deduplicated by the
 //! bytes that spell them, the import's extra labels applied, timestamps
-//! converted from milliseconds to the store's unit.
+//! converted from milliseconds to the store's unit. A series an earlier
+//! import spelled the same way (same format, same extra labels) is
+//! recognized by a hash of its spelling and a cache probe, without parsing
+//! its labels or looking it up.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -8,9 +11,13 @@ use std::collections::HashMap;
 use crate::batch::{BatchSeries, LabeledBatch};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
+use crate::types::SeriesId;
 
 /// Label pairs as parsed: borrowed from the body, owned where unescaped.
 pub type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// Answers the series an earlier import spelled: `(hash, spelling) -> id`.
+pub type Known<'a> = &'a dyn Fn(u64, &[u8]) -> Option<SeriesId>;
 
 /// What every import takes besides the body.
 #[derive(Debug, Clone)]
@@ -32,6 +39,11 @@ pub struct Sink<'a> {
     units_per_second: i64,
     /// Series by a hash of their spelling, with the spelling to verify.
     seen: HashMap<u64, Vec<(&'a [u8], usize)>, FastBuildHasher>,
+    /// Mixed into every spelling's hash: the format and the extra labels,
+    /// which change what a spelling means.
+    seed: u64,
+    /// Series earlier imports spelled: `(hash, spelling) -> id`.
+    known: Option<Known<'a>>,
 }
 
 impl<'a> Sink<'a> {
@@ -42,7 +54,17 @@ impl<'a> Sink<'a> {
             opts,
             units_per_second,
             seen: HashMap::default(),
+            seed: 0,
+            known: None,
         }
+    }
+
+    /// Recognizes series earlier imports spelled, through `known`; `seed`
+    /// stands for what, besides the spelling, decides the series.
+    pub fn recognizing(mut self, seed: u64, known: Known<'a>) -> Self {
+        self.seed = seed;
+        self.known = Some(known);
+        self
     }
 
     /// The index of the series spelled `spelling` (when the format has one
@@ -53,13 +75,27 @@ impl<'a> Sink<'a> {
         spelling: Option<&'a [u8]>,
         parse: impl FnOnce(&mut Labels<'a>) -> Result<Cow<'a, str>>,
     ) -> Result<usize> {
-        let hash = spelling.map(spelling_hash);
+        let hash = spelling.map(|s| spelling_hash(self.seed, s));
         if let (Some(spelling), Some(hash)) = (spelling, hash) {
             if let Some(&(_, index)) = self
                 .seen
                 .get(&hash)
                 .and_then(|list| list.iter().find(|(s, _)| *s == spelling))
             {
+                return Ok(index);
+            }
+            if let Some(id) = self.known.and_then(|known| known(hash, spelling)) {
+                let index = self.batch.series.len();
+                let at = self.batch.labels.len();
+                self.batch.series.push(BatchSeries {
+                    metric: Cow::Borrowed(""),
+                    labels: at..at,
+                    first_point: self.batch.points.len(),
+                    known: Some(id),
+                    hint: None,
+                    spelling: None,
+                });
+                self.seen.entry(hash).or_default().push((spelling, index));
                 return Ok(index);
             }
         }
@@ -88,7 +124,8 @@ impl<'a> Sink<'a> {
             labels: start..self.batch.labels.len(),
             first_point: self.batch.points.len(),
             known: None,
-            hint: None,
+            hint: hash,
+            spelling,
         });
         if let (Some(spelling), Some(hash)) = (spelling, hash) {
             self.seen.entry(hash).or_default().push((spelling, index));
@@ -121,10 +158,26 @@ impl<'a> Sink<'a> {
     }
 }
 
-fn spelling_hash(bytes: &[u8]) -> u64 {
+fn spelling_hash(seed: u64, bytes: &[u8]) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = FastBuildHasher::default().build_hasher();
+    hasher.write_u64(seed);
     hasher.write(bytes);
+    hasher.finish()
+}
+
+/// The seed of an import's spellings: its format and extra labels.
+pub fn import_seed(format: u8, labels: &[(String, String)]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = FastBuildHasher::default().build_hasher();
+    hasher.write_u8(format);
+    for (k, v) in labels {
+        // Lengths first, so that ("ab","c") and ("a","bc") differ.
+        hasher.write_usize(k.len());
+        hasher.write(k.as_bytes());
+        hasher.write_usize(v.len());
+        hasher.write(v.as_bytes());
+    }
     hasher.finish()
 }
 

@@ -191,6 +191,7 @@ pub fn decode_batch<'a>(
                             first_point: i,
                             known,
                             hint: Some(hint),
+                            spelling: None,
                         });
                         let series = batch.series.len() - 1;
                         // One candidate per hash: a second series with the same
