@@ -59,26 +59,35 @@ pub fn parse<'a>(buf: &'a [u8], sink: &mut Sink<'a>) -> Result<u64> {
 }
 
 /// One `TimeSeries`; answers the exemplars and histograms it ignored.
+///
+/// Prometheus writes a series' labels first: those bytes spell the series,
+/// so a series sent before is recognized without decoding its labels (the
+/// sink). Labels anywhere else are decoded every time.
 fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String> {
-    let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
-    let mut samples = Vec::new();
-    let mut ignored = 0;
-    for field in Fields::new(message) {
+    let (mut spelled_by, mut leading, mut samples, mut ignored) = (Some(0), true, 0, 0);
+    let mut fields = Fields::new(message);
+    while let Some(field) = fields.next() {
         match field? {
-            (1, Wire::Bytes(label)) => labels.push(label_pair(label)?),
-            (2, Wire::Bytes(sample)) => samples.push(sample_point(sample)?),
+            (1, Wire::Bytes(_)) if leading => spelled_by = Some(fields.consumed()),
+            (1, Wire::Bytes(_)) => spelled_by = None,
+            (2, Wire::Bytes(_)) => samples += 1,
             (3 | 4, Wire::Bytes(_)) => ignored += 1,
             (1 | 2, _) => return Err("a label or sample that is not a message".into()),
             _ => {}
         }
+        leading &= spelled_by == Some(fields.consumed());
     }
-    if samples.is_empty() {
+    if samples == 0 {
         return Ok(ignored);
     }
     let index = sink
-        .series(None, |out| {
+        .series(spelled_by.map(|end| &message[..end]), |out| {
             let mut metric = None;
-            for (name, value) in labels {
+            for field in Fields::new(message) {
+                let (1, Wire::Bytes(label)) = field.map_err(EngineError::invalid)? else {
+                    continue;
+                };
+                let (name, value) = label_pair(label).map_err(EngineError::invalid)?;
                 if name == METRIC_LABEL {
                     metric = Some(Cow::Borrowed(value));
                 } else {
@@ -88,8 +97,11 @@ fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String
             metric.ok_or_else(|| EngineError::invalid("a series without __name__"))
         })
         .map_err(|e| e.to_string())?;
-    for (ts, value) in samples {
-        sink.point(index, ts, value).map_err(|e| e.to_string())?;
+    for field in Fields::new(message) {
+        if let (2, Wire::Bytes(sample)) = field? {
+            let (ts, value) = sample_point(sample)?;
+            sink.point(index, ts, value).map_err(|e| e.to_string())?;
+        }
     }
     Ok(ignored)
 }
@@ -137,12 +149,22 @@ enum Wire<'a> {
 /// ends the iteration.
 struct Fields<'a> {
     buf: &'a [u8],
+    len: usize,
     failed: bool,
 }
 
 impl<'a> Fields<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        Fields { buf, failed: false }
+        Fields {
+            buf,
+            len: buf.len(),
+            failed: false,
+        }
+    }
+
+    /// Bytes of the message read so far.
+    fn consumed(&self) -> usize {
+        self.len - self.buf.len()
     }
 
     fn varint(&mut self) -> Result<u64, &'static str> {
