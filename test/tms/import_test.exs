@@ -121,6 +121,51 @@ defmodule Tms.ImportTest do
   end
 
   describe "JSON lines" do
+    test "random bodies round-trip against a model", ctx do
+      store = start_store(ctx)
+      :rand.seed(:exsss, {1, 2, 3})
+
+      model =
+        for round <- 1..20, reduce: %{} do
+          model ->
+            lines =
+              for _ <- 1..20 do
+                labels = %{"host" => random_value(), "empty" => "", "n" => "#{:rand.uniform(4)}"}
+
+                points =
+                  for i <- 1..:rand.uniform(5), do: {@ts + round * 100 + i * :rand.uniform(3), random_float()}
+
+                {labels, points}
+              end
+
+            body =
+              Enum.map_join(lines, "\n", fn {labels, points} ->
+                metric =
+                  Enum.map_join([{"__name__", "j"} | Enum.to_list(labels)], ",", fn {k, v} ->
+                    json(k) <> ":" <> json(v)
+                  end)
+
+                values = Enum.map_join(points, ",", fn {_, v} -> json_value(v) end)
+                stamps = Enum.map_join(points, ",", fn {t, _} -> Integer.to_string(t) end)
+                ~s({"metric":{#{metric}},"values":[#{values}],"timestamps":[#{stamps}]})
+              end)
+
+            assert {:ok, _} = Tms.import(store, :json_lines, body)
+
+            Enum.reduce(lines, model, fn {labels, points}, acc ->
+              key = Map.reject(labels, fn {_, v} -> v == "" end)
+
+              Enum.reduce(points, acc, fn {t, v}, acc ->
+                Map.update(acc, key, %{t => v}, &Map.put(&1, t, v))
+              end)
+            end)
+        end
+
+      stored = all(store, "j")
+      assert Enum.sort(Map.keys(stored)) == Enum.sort(Map.keys(model))
+      for {labels, points} <- model, do: assert(stored[labels] == Enum.sort(points), inspect(labels))
+    end
+
     test "series lines round-trip, __name__ is the metric, bad lines are named", ctx do
       store = start_store(ctx)
 
@@ -221,6 +266,14 @@ defmodule Tms.ImportTest do
       _ -> Float.round(:rand.uniform() * 1000 - 500, 3)
     end
   end
+
+  defp json(s) do
+    escaped = s |> String.replace("\\", "\\\\") |> String.replace("\"", "\\\"") |> String.replace("\n", "\\n")
+    "\"" <> escaped <> "\""
+  end
+
+  defp json_value(v) when is_float(v), do: Float.to_string(v)
+  defp json_value(v), do: json(format(v))
 
   defp format(:nan), do: "NaN"
   defp format(:infinity), do: "+Inf"
