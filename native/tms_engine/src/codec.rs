@@ -98,6 +98,58 @@ pub fn put_str32(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// A whole file framed as `magic [8] | version u32 | body | crc32 u32`, the
+/// CRC over every byte before it (the registry snapshot, the manifest);
+/// `body` writes the body.
+pub fn framed(
+    magic: &[u8; 8],
+    version: u32,
+    capacity: usize,
+    body: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + 16);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    body(&mut out);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// What [`unframe`] found in a framed file.
+pub struct Unframed<'a> {
+    pub version: u32,
+    /// Positioned at the body, which ends before the checksum.
+    pub body: Reader<'a>,
+    pub checksum_ok: bool,
+}
+
+/// Reads a file written by [`framed`]: checks the magic (`what` names the
+/// file kind in the error) and answers the version, the body and whether
+/// the checksum holds. The caller judges the version before the checksum,
+/// so that a newer format reads as such, not as damage.
+pub fn unframe<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    what: &str,
+) -> Result<Unframed<'a>, DecodeError> {
+    let Some(body_len) = bytes.len().checked_sub(4) else {
+        return Err(DecodeError("shorter than its checksum".into()));
+    };
+    let (all, crc) = bytes.split_at(body_len);
+    let mut body = Reader::new(all);
+    if &body.array::<8>("magic")? != magic {
+        return Err(DecodeError(format!("not a {what} (bad magic)")));
+    }
+    let version = body.u32("version")?;
+    let checksum_ok = crc32fast::hash(all) == Reader::new(crc).u32("checksum")?;
+    Ok(Unframed {
+        version,
+        body,
+        checksum_ok,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
-use crate::codec::{DecodeError, Reader};
+use crate::codec::{framed, unframe, DecodeError};
 use crate::error::{EngineError, Result};
 use crate::files::write_atomic;
 use crate::hash::FastBuildHasher;
@@ -253,23 +253,12 @@ impl<H: BuildHasher> Registry<H> {
 
     fn load_snapshot(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
-        let Some(body_len) = bytes.len().checked_sub(4) else {
-            return Err(EngineError::corrupt(path, "shorter than its checksum"));
-        };
-        let (body, crc) = bytes.split_at(body_len);
-        let mut r = Reader::new(body);
-        if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
-            return Err(EngineError::corrupt(
-                path,
-                "not a registry file (bad magic)",
-            ));
-        }
-        let version = r.u32("version").map_err(corrupt)?;
-        EngineError::check_version(path, version, VERSION)?;
-        let stored_crc = Reader::new(crc).u32("checksum").map_err(corrupt)?;
-        if crc32fast::hash(body) != stored_crc {
+        let file = unframe(bytes, MAGIC, "registry file").map_err(corrupt)?;
+        EngineError::check_version(path, file.version, VERSION)?;
+        if !file.checksum_ok {
             return Err(EngineError::corrupt(path, "checksum mismatch"));
         }
+        let mut r = file.body;
         let count = r.u64("series count").map_err(corrupt)?;
         for id in 0..count {
             let key = series_key::decode_key(&mut r).map_err(corrupt)?;
@@ -287,16 +276,12 @@ impl<H: BuildHasher> Registry<H> {
 }
 
 fn encode_snapshot(keys: &[Arc<SeriesKey>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + keys.len() * 64);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-    for key in keys {
-        series_key::encode_key(&mut out, key);
-    }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    framed(MAGIC, VERSION, 8 + keys.len() * 64, |out| {
+        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        for key in keys {
+            series_key::encode_key(out, key);
+        }
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use crate::codec::{DecodeError, Reader};
+use crate::codec::{framed, unframe, DecodeError};
 use crate::error::{EngineError, Result};
 use crate::files::write_atomic;
 
@@ -49,33 +49,23 @@ pub fn store(path: &Path, segments: &[SegmentId]) -> Result<()> {
 }
 
 fn encode(segments: &[SegmentId]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + segments.len() * 16);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(segments.len() as u64).to_le_bytes());
-    for (partition, seq) in segments {
-        out.extend_from_slice(&partition.to_le_bytes());
-        out.extend_from_slice(&seq.to_le_bytes());
-    }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    framed(MAGIC, VERSION, 8 + segments.len() * 16, |out| {
+        out.extend_from_slice(&(segments.len() as u64).to_le_bytes());
+        for (partition, seq) in segments {
+            out.extend_from_slice(&partition.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+        }
+    })
 }
 
 fn decode(bytes: &[u8], path: &Path) -> Result<Vec<SegmentId>> {
     let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
-    let Some(body_len) = bytes.len().checked_sub(4) else {
-        return Err(EngineError::corrupt(path, "shorter than its checksum"));
-    };
-    let (body, crc) = bytes.split_at(body_len);
-    let mut r = Reader::new(body);
-    if &r.array::<8>("magic").map_err(corrupt)? != MAGIC {
-        return Err(EngineError::corrupt(path, "not a manifest (bad magic)"));
-    }
-    EngineError::check_version(path, r.u32("version").map_err(corrupt)?, VERSION)?;
-    if crc32fast::hash(body) != Reader::new(crc).u32("checksum").map_err(corrupt)? {
+    let file = unframe(bytes, MAGIC, "manifest").map_err(corrupt)?;
+    EngineError::check_version(path, file.version, VERSION)?;
+    if !file.checksum_ok {
         return Err(EngineError::corrupt(path, "checksum mismatch"));
     }
+    let mut r = file.body;
     let count = r.u64("segment count").map_err(corrupt)?;
     if count > (r.remaining() / 16) as u64 {
         return Err(EngineError::corrupt(
