@@ -44,7 +44,12 @@ pub fn parse<'a>(
     known: Known<'a>,
 ) -> Result<Parsed<'a>> {
     let seed = sink::import_seed(format as u8, &opts.labels);
-    let mut sink = Sink::new(opts, units_per_second).recognizing(seed, known);
+    // A sample costs some 40 bytes of text or protobuf at least; past a few
+    // thousand samples growing costs little, and a huge body must not
+    // reserve memory for what it merely claims.
+    let mut sink = Sink::new(opts, units_per_second)
+        .expecting((body.len() / 40).min(1 << 14))
+        .recognizing(seed, known);
     let ignored = match format {
         Format::PrometheusText => prom_text::parse(body, &mut sink).map(|()| 0)?,
         Format::JsonLines => json_lines::parse(body, &mut sink).map(|()| 0)?,

@@ -59,6 +59,15 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Reserves room for about `samples` samples of as many series (a body
+    /// of that many lines), so the batch and the series map grow once.
+    pub fn expecting(mut self, samples: usize) -> Self {
+        self.batch.series.reserve(samples);
+        self.batch.points.reserve(samples);
+        self.seen.reserve(samples);
+        self
+    }
+
     /// Recognizes series earlier imports spelled, through `known`; `seed`
     /// stands for what, besides the spelling, decides the series.
     pub fn recognizing(mut self, seed: u64, known: Known<'a>) -> Self {
