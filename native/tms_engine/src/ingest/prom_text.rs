@@ -21,7 +21,11 @@ use crate::error::{EngineError, Result};
 
 /// Parses a whole body into `sink`.
 pub fn parse<'a>(body: &'a [u8], sink: &mut Sink<'a>) -> Result<()> {
-    for (number, line) in body.split(|&b| b == b'\n').enumerate() {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for (number, end) in ends.enumerate() {
+        let line = &body[start..end];
+        start = (end + 1).min(body.len());
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         parse_line(line, sink).map_err(|reason| bad_line(number + 1, line, reason))?;
     }
@@ -98,28 +102,45 @@ fn token_end(line: &[u8], mut at: usize) -> usize {
 
 /// The end of a metric name `[a-zA-Z_:][a-zA-Z0-9_:]*` starting at `at`.
 fn metric_name_end(line: &[u8], at: usize) -> Option<usize> {
-    let first = *line.get(at)?;
-    if !(first.is_ascii_alphabetic() || first == b'_' || first == b':') {
+    name_end(line, at, METRIC_NAME)
+}
+
+/// Byte classes of names: bit 0 may start a label name, bit 1 may continue
+/// one, bits 2 and 3 the same for metric names (which also take `:`).
+const NAME_CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alpha = c.is_ascii_alphabetic() || c == b'_';
+        let digit = c.is_ascii_digit();
+        class[b] = (alpha as u8)
+            | (((alpha || digit) as u8) << 1)
+            | (((alpha || c == b':') as u8) << 2)
+            | (((alpha || digit || c == b':') as u8) << 3);
+        b += 1;
+    }
+    class
+};
+const LABEL_NAME: u8 = 0;
+const METRIC_NAME: u8 = 2;
+
+/// The end of a name of the `kind` (its shift in [`NAME_CLASS`]) at `at`.
+fn name_end(line: &[u8], at: usize, kind: u8) -> Option<usize> {
+    let (first, rest) = (1 << kind, 2 << kind);
+    if NAME_CLASS[*line.get(at)? as usize] & first == 0 {
         return None;
     }
-    let len = line[at..]
+    let len = line[at + 1..]
         .iter()
-        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-        .count();
-    Some(at + len)
+        .position(|&b| NAME_CLASS[b as usize] & rest == 0)
+        .unwrap_or(line.len() - at - 1);
+    Some(at + 1 + len)
 }
 
 /// The end of a label name `[a-zA-Z_][a-zA-Z0-9_]*` starting at `at`.
 fn label_name_end(line: &[u8], at: usize) -> Option<usize> {
-    let first = *line.get(at)?;
-    if !(first.is_ascii_alphabetic() || first == b'_') {
-        return None;
-    }
-    let len = line[at..]
-        .iter()
-        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_')
-        .count();
-    Some(at + len)
+    name_end(line, at, LABEL_NAME)
 }
 
 /// Bytes the grammar above proved ASCII, as a `str`.
@@ -191,14 +212,14 @@ fn walk_labels<'a>(
 fn quoted_end(line: &[u8], at: usize) -> Result<usize, String> {
     let mut i = at;
     loop {
-        match line.get(i) {
+        let next = memchr::memchr2(b'"', b'\\', &line[i..]).map(|n| i + n);
+        match next.map(|n| (n, line[n])) {
             None => return Err("value is not closed with \"".into()),
-            Some(b'"') => return Ok(i + 1),
-            Some(b'\\') => match line.get(i + 1) {
-                Some(b'\\' | b'"' | b'n') => i += 2,
+            Some((n, b'"')) => return Ok(n + 1),
+            Some((n, _)) => match line.get(n + 1) {
+                Some(b'\\' | b'"' | b'n') => i = n + 2,
                 _ => return Err("invalid escape (only \\\\, \\\" and \\n)".into()),
             },
-            Some(_) => i += 1,
         }
     }
 }
