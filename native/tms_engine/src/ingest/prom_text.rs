@@ -276,5 +276,5 @@ fn parse_value(token: &[u8]) -> Result<f64, String> {
 }
 
 #[cfg(test)]
-#[path = "prom_text_tests.rs"]
+#[path = "prom_text_test.rs"]
 mod tests;

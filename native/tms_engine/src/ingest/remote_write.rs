@@ -226,5 +226,5 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 #[cfg(test)]
-#[path = "remote_write_tests.rs"]
+#[path = "remote_write_test.rs"]
 mod tests;
