@@ -225,11 +225,7 @@ fn a_damaged_chunk_is_skipped_or_an_error_and_compaction_salvages_the_rest() {
     engine.write_raw(&raw(&[(ids[0], 200, 2.0)])).unwrap();
     engine.flush(FlushScope::All).unwrap();
     // Flip a payload byte of series 1's chunk in the first segment.
-    let mut segs: Vec<_> = fs::read_dir(dir.path().join("chunks/0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    segs.sort();
+    let segs = common::segment_files(dir.path(), 0);
     let mut bytes = fs::read(&segs[0]).unwrap();
     let offset = u64::from_le_bytes(bytes[40 + 48 + 40..40 + 48 + 48].try_into().unwrap());
     bytes[offset as usize + 2] ^= 0x5a;
@@ -281,11 +277,7 @@ fn a_segment_file_deleted_from_under_the_store_is_reported_not_silently_gone() {
         engine.write_raw(&raw(&[(id, i as i64, 1.0)])).unwrap();
         engine.flush(FlushScope::All).unwrap();
     }
-    let mut segs: Vec<_> = fs::read_dir(dir.path().join("chunks/0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    segs.sort();
+    let segs = common::segment_files(dir.path(), 0);
     fs::remove_file(&segs[0]).unwrap();
     // While running: the query answers the other series and reports the loss.
     let results = engine

@@ -138,18 +138,9 @@ mod tests {
         };
         let mut sink = Sink::new(&opts, 1000);
         parse(body.as_bytes(), &mut sink)?;
-        let b = sink.batch;
-        let labels = b
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let points = b
-            .points
-            .iter()
-            .map(|&(s, t, v)| (s, t, v.to_bits()))
-            .collect();
-        Ok((b.series.len(), points, labels))
+        let (series, points) = sink.plain();
+        let labels = series.iter().flat_map(|s| s.1.clone()).collect();
+        Ok((series.len(), points, labels))
     }
 
     #[test]

@@ -24,18 +24,10 @@ fn samples(body: &str, opts: &ImportOptions) -> Result<Vec<Sample>> {
 fn samples_in(body: &str, opts: &ImportOptions, units_per_second: i64) -> Result<Vec<Sample>> {
     let mut sink = Sink::new(opts, units_per_second);
     parse(body.as_bytes(), &mut sink)?;
-    let batch = &sink.batch;
-    Ok(batch
-        .points
-        .iter()
-        .map(|&(s, ts, v)| {
-            let series = &batch.series[s];
-            let labels = batch.labels[series.labels.clone()]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (series.metric.to_string(), labels, ts, v.to_bits())
-        })
+    let (series, points) = sink.plain();
+    Ok(points
+        .into_iter()
+        .map(|(s, ts, bits)| (series[s].0.clone(), series[s].1.clone(), ts, bits))
         .collect())
 }
 

@@ -81,23 +81,7 @@ fn decode(body: &[u8], opts: &ImportOptions) -> Result<Decoded> {
     let buf = decompress(body, opts.max_decompressed)?;
     let mut sink = Sink::new(opts, 1000);
     let ignored = parse(&buf, &mut sink)?;
-    let b = &sink.batch;
-    let series = b
-        .series
-        .iter()
-        .map(|s| {
-            let labels = b.labels[s.labels.clone()]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (s.metric.to_string(), labels)
-        })
-        .collect();
-    let points = b
-        .points
-        .iter()
-        .map(|&(s, t, v)| (s, t, v.to_bits()))
-        .collect();
+    let (series, points) = sink.plain();
     Ok((series, points, ignored))
 }
 

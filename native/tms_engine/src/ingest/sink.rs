@@ -200,3 +200,33 @@ pub fn bad_line(line: usize, text: &[u8], reason: impl std::fmt::Display) -> Eng
         reason: format!("{reason}: {shown:?}{more}"),
     }
 }
+
+/// A series as plain values, for tests: its metric and its labels.
+#[cfg(test)]
+pub type PlainSeries = (String, Vec<(String, String)>);
+
+#[cfg(test)]
+impl Sink<'_> {
+    /// The batch as plain values, for the parsers' tests: every series,
+    /// and every point as `(series, timestamp, value bits)`.
+    pub fn plain(&self) -> (Vec<PlainSeries>, Vec<(usize, i64, u64)>) {
+        let b = &self.batch;
+        let series = b
+            .series
+            .iter()
+            .map(|s| {
+                let labels = b.labels[s.labels.clone()]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (s.metric.to_string(), labels)
+            })
+            .collect();
+        let points = b
+            .points
+            .iter()
+            .map(|&(s, t, v)| (s, t, v.to_bits()))
+            .collect();
+        (series, points)
+    }
+}

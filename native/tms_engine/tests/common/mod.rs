@@ -61,3 +61,13 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The segment files of `partition` under `dir`, oldest first.
+pub fn segment_files(dir: &Path, partition: i64) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("chunks").join(partition.to_string()))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
