@@ -6,6 +6,10 @@ use std::borrow::Cow;
 
 use crate::types::SeriesId;
 
+/// Most points one write call may carry (a 100 MB raw batch, or a body):
+/// every write path stops collecting at it rather than grow without bound.
+pub const MAX_BATCH_POINTS: usize = 1 << 22;
+
 /// A batch of labeled points. Points name their series by index into
 /// `series`, so a series repeated in a batch is validated and resolved once.
 #[derive(Debug, Default)]

@@ -47,7 +47,7 @@ use crate::storage::ChunkIndex;
 use crate::types::{Point, SeriesId};
 use crate::wal::{Syncer, Wal};
 
-pub use crate::batch::{BatchSeries, LabeledBatch};
+pub use crate::batch::{BatchSeries, LabeledBatch, MAX_BATCH_POINTS};
 pub use chunks::OnDamage;
 pub use config::Config;
 pub use flush::{FlushReport, FlushScope};
@@ -55,7 +55,6 @@ pub use import::ImportReport;
 pub use maintenance::{CompactReport, RetentionReport};
 pub use read::{LabelSet, QueryResult, QuerySpec};
 pub use stats::Info;
-pub use write::MAX_BATCH_POINTS;
 
 /// An open data directory.
 pub struct Engine {

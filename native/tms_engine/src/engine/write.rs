@@ -4,14 +4,11 @@
 use dashmap::DashMap;
 
 use super::Engine;
-use crate::batch::LabeledBatch;
+use crate::batch::{LabeledBatch, MAX_BATCH_POINTS};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
 use crate::series_key::{self, SeriesKey};
 use crate::types::{decode_entry, encode_entry, SeriesId, POINT_BYTES};
-
-/// Most points one write call may carry (a 100 MB raw batch).
-pub const MAX_BATCH_POINTS: usize = 1 << 22;
 
 impl Engine {
     /// A timestamp is writable when it is in range and not before the

@@ -79,10 +79,7 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     match ts {
         Some(ms) => sink.point(series, ms, value).map_err(|e| e.to_string()),
-        None => {
-            sink.point_now(series, value);
-            Ok(())
-        }
+        None => sink.point_now(series, value).map_err(|e| e.to_string()),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::batch::{BatchSeries, LabeledBatch};
+use crate::batch::{BatchSeries, LabeledBatch, MAX_BATCH_POINTS};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
 use crate::types::SeriesId;
@@ -145,15 +145,24 @@ impl<'a> Sink<'a> {
     /// Adds a point of `series` at `ts_ms` (milliseconds since the epoch).
     pub fn point(&mut self, series: usize, ts_ms: i64, value: f64) -> Result<()> {
         let ts = self.units_of_ms(ts_ms)?;
-        self.batch.points.push((series, ts, value));
-        Ok(())
+        self.push(series, ts, value)
     }
 
     /// Adds a point of `series` at the import's default timestamp.
-    pub fn point_now(&mut self, series: usize, value: f64) {
-        self.batch
-            .points
-            .push((series, self.opts.default_ts, value));
+    pub fn point_now(&mut self, series: usize, value: f64) -> Result<()> {
+        self.push(series, self.opts.default_ts, value)
+    }
+
+    /// A body stops at [`MAX_BATCH_POINTS`] samples, before its batch grows
+    /// past what one write may carry.
+    fn push(&mut self, series: usize, ts: i64, value: f64) -> Result<()> {
+        if self.batch.points.len() == MAX_BATCH_POINTS {
+            return Err(EngineError::invalid(format!(
+                "a body may hold at most {MAX_BATCH_POINTS} samples; split it"
+            )));
+        }
+        self.batch.points.push((series, ts, value));
+        Ok(())
     }
 
     fn units_of_ms(&self, ms: i64) -> Result<i64> {
@@ -228,5 +237,29 @@ impl Sink<'_> {
             .map(|&(s, t, v)| (s, t, v.to_bits()))
             .collect();
         (series, points)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_stops_at_the_batch_limit() {
+        let opts = ImportOptions {
+            labels: Vec::new(),
+            default_ts: 0,
+            max_decompressed: 0,
+        };
+        let mut sink = Sink::new(&opts, 1000);
+        let series = sink.series(None, |_| Ok(Cow::Borrowed("m"))).unwrap();
+        for ts in 0..MAX_BATCH_POINTS as i64 {
+            sink.point(series, ts, 1.0).unwrap();
+        }
+        assert!(matches!(
+            sink.point(series, -1, 1.0),
+            Err(EngineError::InvalidArgument(_))
+        ));
+        assert!(sink.point_now(series, 1.0).is_err());
     }
 }
