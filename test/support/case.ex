@@ -41,6 +41,15 @@ defmodule Tms.Case do
     start_store(context, opts)
   end
 
+  @doc "Waits up to 4 s for `check` to answer true, polling every 20 ms."
+  def eventually(check, tries \\ 200) do
+    cond do
+      check.() -> :ok
+      tries == 0 -> ExUnit.Assertions.flunk("condition not reached in time")
+      true -> Process.sleep(20) && eventually(check, tries - 1)
+    end
+  end
+
   @doc "Runs Elixir code in a separate OS process with this project's build on the code path."
   def elixir_process(code) do
     ebin = Path.join(Mix.Project.build_path(), "lib/tms/ebin")

@@ -150,12 +150,4 @@ defmodule Tms.HardeningTest do
       assert {:ok, %{series_created: 1}} = Tms.import(store, :prometheus_text, "m{h=\"2\"} 1\n")
     end
   end
-
-  defp eventually(check, tries \\ 200) do
-    cond do
-      check.() -> :ok
-      tries == 0 -> flunk("condition never became true")
-      true -> Process.sleep(10) && eventually(check, tries - 1)
-    end
-  end
 end

@@ -10,14 +10,6 @@ defmodule Tms.StoreTest do
     Map.new(result, &{&1.labels, &1.points})
   end
 
-  defp eventually(fun, tries \\ 100) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached in time")
-      true -> Process.sleep(20) && eventually(fun, tries - 1)
-    end
-  end
-
   describe "ingestion shards" do
     test "single writes from many processes all land, each acknowledged once in the engine", ctx do
       store = start_store(ctx, shards: 3, batch_size: 50)
