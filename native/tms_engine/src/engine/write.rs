@@ -55,9 +55,19 @@ impl Engine {
         metric: &str,
         labels: &[(K, V)],
     ) -> Result<SeriesId> {
-        if let Some(id) = self.registry.lookup(metric, labels) {
-            return Ok(id);
+        match self.registry.lookup(metric, labels) {
+            Some(id) => Ok(id),
+            None => self.create(metric, labels),
         }
+    }
+
+    /// Creates a series the caller just failed to look up (the registry
+    /// looks again under its creation lock, for a racing creator).
+    fn create<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &[(K, V)],
+    ) -> Result<SeriesId> {
         // The announcement's ticket lives until the series is registered, so
         // its segment outlives every registry snapshot without the series.
         self.registry
@@ -140,7 +150,7 @@ impl Engine {
             .map(|(s, found)| {
                 let id = match found {
                     Some(id) => id,
-                    None => self.resolve_canonical(&s.metric, &batch.labels[s.labels.clone()])?,
+                    None => self.create(&s.metric, &batch.labels[s.labels.clone()])?,
                 };
                 if s.known.is_none() {
                     match (s.hint, s.spelling) {
