@@ -9,6 +9,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tms_engine::engine::{Config, Engine, FlushScope};
+use tms_engine::ingest::{Format, ImportOptions};
 use tms_engine::storage::chunk;
 
 fn raw_batch(ids: &[u64], t0: i64) -> Vec<u8> {
@@ -81,6 +82,43 @@ fn engine_paths(c: &mut Criterion) {
     });
 }
 
+/// One real node_exporter scrape (the ExUnit golden fixture) imported
+/// again and again at later timestamps: every series known after the
+/// first round, as for a steady scraper.
+fn import_paths(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        max_buffered_points: u64::MAX,
+        ..Config::scratch()
+    };
+    let engine = Engine::open(dir.path(), config).expect("open");
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/node_exporter_1.5.prom"
+    ))
+    .expect("fixture");
+    let samples = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
+    let mut opts = ImportOptions {
+        labels: vec![("instance".into(), "host_1:9100".into())],
+        default_ts: 1_700_000_000_000,
+        max_decompressed: 1 << 26,
+    };
+    let mut group = c.benchmark_group("import");
+    group.throughput(Throughput::Elements(samples as u64));
+    group.bench_function("prometheus text, node_exporter body, known series", |b| {
+        b.iter(|| {
+            opts.default_ts += 2_000;
+            engine
+                .import(Format::PrometheusText, black_box(&body), &opts)
+                .expect("import")
+        })
+    });
+    group.finish();
+}
+
 fn chunk_paths(c: &mut Criterion) {
     let day: Vec<(i64, f64)> = (0..8640)
         .map(|i| {
@@ -108,5 +146,5 @@ fn chunk_paths(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine_paths, chunk_paths);
+criterion_group!(benches, engine_paths, import_paths, chunk_paths);
 criterion_main!(benches);

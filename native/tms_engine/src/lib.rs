@@ -39,3 +39,9 @@ mod nif;
 
 #[cfg(feature = "nif")]
 rustler::init!("Elixir.Tms.Native");
+
+/// The NIF library's allocator (see Cargo.toml: glibc's, inside the BEAM,
+/// maps and unmaps every large block).
+#[cfg(feature = "nif")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

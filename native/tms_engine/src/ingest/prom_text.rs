@@ -40,7 +40,7 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
     }
     let name_start = at;
     at = metric_name_end(line, at).ok_or("expected a metric name")?;
-    let metric = ascii(&line[name_start..at]);
+    let metric = &line[name_start..at];
     let mut labels_at = None;
     // Blanks before the braces are tolerated: a value never starts with `{`.
     let brace = skip_blanks(line, at);
@@ -59,9 +59,8 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
     let ts_end = token_end(line, ts_start);
     let ts = if ts_start < ts_end {
         Some(
-            ascii(&line[ts_start..ts_end])
-                .parse::<i64>()
-                .map_err(|_| "timestamp must be an integer of milliseconds")?,
+            parse_ms(&line[ts_start..ts_end])
+                .ok_or("timestamp must be an integer of milliseconds")?,
         )
     } else {
         None
@@ -74,7 +73,7 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
             if let Some(start) = labels_at {
                 parse_labels(line, start, labels).map_err(EngineError::invalid)?;
             }
-            Ok(Cow::Borrowed(metric))
+            Ok(Cow::Borrowed(ascii(metric)))
         })
         .map_err(|e| e.to_string())?;
     match ts {
@@ -258,9 +257,46 @@ fn quoted(line: &[u8], at: usize) -> Result<(Cow<'_, str>, usize), String> {
     Ok((Cow::Owned(value), at + i + 1))
 }
 
+/// A timestamp: an optionally signed decimal integer of milliseconds.
+fn parse_ms(token: &[u8]) -> Option<i64> {
+    let (negative, digits) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, token),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negatively, so that i64::MIN parses too.
+    let mut ms: i64 = 0;
+    for &b in digits {
+        let digit = i64::from(b.wrapping_sub(b'0'));
+        if digit > 9 {
+            return None;
+        }
+        ms = ms.checked_mul(10)?.checked_sub(digit)?;
+    }
+    if negative {
+        Some(ms)
+    } else {
+        ms.checked_neg()
+    }
+}
+
+/// Integers of up to this many digits are exact as `f64` (below 2^53).
+const EXACT_DIGITS: usize = 15;
+
 /// A sample value: a decimal float, `NaN`, `+Inf`, `-Inf` (any case, as
 /// Go's ParseFloat reads them). No hex floats, no digit separators.
 fn parse_value(token: &[u8]) -> Result<f64, String> {
+    // Most exporter values are small unsigned integers (counts, bytes,
+    // flags): those skip the general float parser.
+    if !token.is_empty() && token.len() <= EXACT_DIGITS && token.iter().all(u8::is_ascii_digit) {
+        let n = token
+            .iter()
+            .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+        return Ok(n as f64);
+    }
     let text = std::str::from_utf8(token).map_err(|_| "value is not valid UTF-8")?;
     if text.is_empty() {
         return Err("expected a value".into());

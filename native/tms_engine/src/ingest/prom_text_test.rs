@@ -83,6 +83,13 @@ fn sample_lines_in_every_shape() {
         ("m -Inf", "m", &[], NOW, f64::NEG_INFINITY),
         ("m -0", "m", &[], NOW, -0.0),
         ("m 1e-3", "m", &[], NOW, 0.001),
+        // Integers take a fast path up to 15 digits; longer ones round as floats.
+        ("m 007", "m", &[], NOW, 7.0),
+        ("m 999999999999999", "m", &[], NOW, 999_999_999_999_999.0),
+        ("m 9007199254740993", "m", &[], NOW, 9_007_199_254_740_992.0),
+        ("m 1 +12", "m", &[], 12, 1.0),
+        ("m 1 9223372036854775807", "m", &[], i64::MAX, 1.0),
+        ("m 1 -9223372036854775808", "m", &[], i64::MIN, 1.0),
     ];
     for &(body, metric, labels, ts, value) in cases {
         let (m, l, t, v) = one(body);
@@ -147,6 +154,10 @@ fn malformed_lines_name_their_line_and_keep_no_state() {
         ("m 1_000", "invalid value"),
         ("m abc", "invalid value"),
         ("m 1 1.5", "timestamp must be an integer"),
+        ("m 1 -", "timestamp must be an integer"),
+        ("m 1 +-1", "timestamp must be an integer"),
+        ("m 1 9223372036854775808", "timestamp must be an integer"),
+        ("m 1 -9223372036854775809", "timestamp must be an integer"),
         ("m 1 2 3", "unexpected text"),
     ];
     for &(body, reason) in cases {

@@ -37,8 +37,8 @@ pub struct Sink<'a> {
     opts: &'a ImportOptions,
     /// The store's timestamp units in a second (imports carry milliseconds).
     units_per_second: i64,
-    /// Series by a hash of their spelling, with the spelling to verify.
-    seen: HashMap<u64, Vec<(&'a [u8], usize)>, FastBuildHasher>,
+    /// New series of this body by their spelling, so each is created once.
+    seen: HashMap<Spelled<'a>, usize, FastBuildHasher>,
     /// Mixed into every spelling's hash: the format and the extra labels,
     /// which change what a spelling means.
     seed: u64,
@@ -85,16 +85,10 @@ impl<'a> Sink<'a> {
         parse: impl FnOnce(&mut Labels<'a>) -> Result<Cow<'a, str>>,
     ) -> Result<usize> {
         let hash = spelling.map(|s| spelling_hash(self.seed, s));
-        if let (Some(spelling), Some(hash)) = (spelling, hash) {
-            if let Some(&(_, index)) = self
-                .seen
-                .get(&hash)
-                .and_then(|list| list.iter().find(|(s, _)| *s == spelling))
-            {
-                return Ok(index);
-            }
-            if let Some(id) = self.known.and_then(|known| known(hash, spelling)) {
-                let index = self.batch.series.len();
+        if let (Some(bytes), Some(hash)) = (spelling, hash) {
+            // A series the store knows needs no deduplication here: each
+            // occurrence names the same id.
+            if let Some(id) = self.known.and_then(|known| known(hash, bytes)) {
                 let at = self.batch.labels.len();
                 self.batch.series.push(BatchSeries {
                     metric: Cow::Borrowed(""),
@@ -104,7 +98,9 @@ impl<'a> Sink<'a> {
                     hint: None,
                     spelling: None,
                 });
-                self.seen.entry(hash).or_default().push((spelling, index));
+                return Ok(self.batch.series.len() - 1);
+            }
+            if let Some(&index) = self.seen.get(&Spelled { hash, bytes }) {
                 return Ok(index);
             }
         }
@@ -136,8 +132,8 @@ impl<'a> Sink<'a> {
             hint: hash,
             spelling,
         });
-        if let (Some(spelling), Some(hash)) = (spelling, hash) {
-            self.seen.entry(hash).or_default().push((spelling, index));
+        if let (Some(bytes), Some(hash)) = (spelling, hash) {
+            self.seen.insert(Spelled { hash, bytes }, index);
         }
         Ok(index)
     }
@@ -173,6 +169,20 @@ impl<'a> Sink<'a> {
         let units = i128::from(ms) * i128::from(ups) / 1000;
         i64::try_from(units)
             .map_err(|_| EngineError::invalid(format!("timestamp {ms} ms is out of range")))
+    }
+}
+
+/// A series' spelling with its hash, computed once: the map hashes only
+/// the hash, and equality compares the bytes.
+#[derive(PartialEq, Eq)]
+struct Spelled<'a> {
+    hash: u64,
+    bytes: &'a [u8],
+}
+
+impl std::hash::Hash for Spelled<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
     }
 }
 
