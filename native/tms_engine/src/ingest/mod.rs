@@ -3,6 +3,7 @@
 //! (sink.rs) that the engine writes all or nothing. No term per sample or
 //! label: series are identified from the bytes as parsed.
 
+mod decimal;
 pub mod json_lines;
 pub mod prom_text;
 pub mod remote_write;

@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 
+use super::decimal;
 use super::sink::{bad_line, Labels, Sink};
 use crate::error::{EngineError, Result};
 
@@ -283,19 +284,11 @@ fn parse_ms(token: &[u8]) -> Option<i64> {
     }
 }
 
-/// Integers of up to this many digits are exact as `f64` (below 2^53).
-const EXACT_DIGITS: usize = 15;
-
 /// A sample value: a decimal float, `NaN`, `+Inf`, `-Inf` (any case, as
 /// Go's ParseFloat reads them). No hex floats, no digit separators.
 fn parse_value(token: &[u8]) -> Result<f64, String> {
-    // Most exporter values are small unsigned integers (counts, bytes,
-    // flags): those skip the general float parser.
-    if !token.is_empty() && token.len() <= EXACT_DIGITS && token.iter().all(u8::is_ascii_digit) {
-        let n = token
-            .iter()
-            .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
-        return Ok(n as f64);
+    if let Some(value) = decimal::plain(token) {
+        return Ok(value);
     }
     let text = std::str::from_utf8(token).map_err(|_| "value is not valid UTF-8")?;
     if text.is_empty() {

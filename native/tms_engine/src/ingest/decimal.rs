@@ -1,0 +1,112 @@
+//! The fast path of decimal parsing: `[-]digits[.digits]` with at most 15
+//! digits, the shape most exporter values take (`0`, `1.5`, `12345.0`).
+//!
+//! Exact by construction (Clinger's fast path): the digits form an integer
+//! below 2^53 and the scale a power of ten up to 10^15, both exact as `f64`,
+//! and IEEE division rounds their quotient correctly, so the result is the
+//! `f64` nearest the decimal, as the general parser's.
+
+/// Most significant digits the fast path takes: 10^15 < 2^53.
+const MAX_DIGITS: usize = 15;
+
+/// Powers of ten exact as `f64`, for the scale of the fraction.
+const POW10: [f64; MAX_DIGITS + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The value of `token` if it is a plain decimal of at most 15 digits;
+/// `None` sends the caller to the general parser (exponents, long digit
+/// strings, `NaN`, `Inf`, a `+` sign, anything malformed).
+pub fn plain(token: &[u8]) -> Option<f64> {
+    let (negative, body) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, token),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut fraction: Option<usize> = None;
+    for &b in body {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+                if digits > MAX_DIGITS {
+                    return None;
+                }
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+    }
+    // "", "-", "." and "1." or ".5" forms: the general parser decides.
+    let scale = fraction.unwrap_or(0);
+    if digits == 0 || fraction == Some(0) || digits == scale {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[scale];
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_decimals_and_what_it_leaves_to_the_general_parser() {
+        for (text, value) in [
+            ("1", 1.0f64),
+            ("0", 0.0),
+            ("-0", -0.0),
+            ("12345.0", 12345.0),
+            ("0.1", 0.1),
+            ("-2.5", -2.5),
+            ("007", 7.0),
+            ("999999999999999", 999_999_999_999_999.0),
+            ("0.00000000000001", 1e-14),
+        ] {
+            assert_eq!(
+                plain(text.as_bytes()).map(f64::to_bits),
+                Some(value.to_bits()),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "-",
+            ".",
+            "1.",
+            ".5",
+            "1e3",
+            "+1",
+            "1.2.3",
+            "NaN",
+            "1_0",
+            "9999999999999999",
+        ] {
+            assert_eq!(plain(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the fast path takes, it reads as the standard parser does.
+        #[test]
+        fn agrees_with_the_standard_parser(
+            negative: bool,
+            int in 0u64..10_000_000_000,
+            frac in proptest::option::of("[0-9]{1,8}"),
+        ) {
+            let text = format!(
+                "{}{int}{}",
+                if negative { "-" } else { "" },
+                frac.map(|f| format!(".{f}")).unwrap_or_default()
+            );
+            if let Some(value) = plain(text.as_bytes()) {
+                prop_assert_eq!(value.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{}", text);
+            }
+        }
+    }
+}
