@@ -55,7 +55,7 @@ impl Engine {
                         format!("points record names an unknown series at entry {entry}"),
                     ));
                 }
-                buffers.append(raw, seq, 0, |ts| ts.div_euclid(partition));
+                buffers.append(raw, seq, 0, partition);
                 Ok(())
             }
         })?;

@@ -230,9 +230,8 @@ impl Engine {
         }
         let ticket = self.wal.append_points(raw)?;
         let partition = self.config.partition_duration;
-        self.buffers.append(raw, ticket.seq(), self.now_ms(), |ts| {
-            ts.div_euclid(partition)
-        });
+        self.buffers
+            .append(raw, ticket.seq(), self.now_ms(), partition);
         drop(ticket);
         Ok(())
     }

@@ -11,10 +11,15 @@
 //! so a failed flush loses nothing and the points are written next time.
 //! Flushes are serialized by the engine, so a buffer has at most one seal.
 
+mod slots;
+
+use slots::Slots;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dashmap::{DashMap, DashSet};
+use dashmap::DashSet;
+use parking_lot::Mutex;
 
 use crate::hash::FastBuildHasher;
 use crate::types::{decode_entry, sort_dedup, Point, SeriesId, POINT_BYTES};
@@ -75,11 +80,21 @@ impl SeriesBuffers {
         self.parts.iter_mut().find(|b| b.partition == partition)
     }
 
-    fn part_or_insert(&mut self, partition: i64) -> &mut Buffer {
-        let index = match self.parts.iter().position(|b| b.partition == partition) {
+    /// The buffer of the partition (of `duration`) holding `ts`. A bounds
+    /// check against each buffer's partition spares the division for the
+    /// common case, a point in a partition the series already buffers.
+    fn part_or_insert(&mut self, ts: i64, duration: i64) -> &mut Buffer {
+        let holds = |b: &Buffer| {
+            let start = b.partition * duration;
+            ts >= start
+                && ts
+                    .checked_sub(start)
+                    .is_some_and(|offset| offset < duration)
+        };
+        let index = match self.parts.iter().position(holds) {
             Some(i) => i,
             None => {
-                self.parts.push(Buffer::new(partition));
+                self.parts.push(Buffer::new(ts.div_euclid(duration)));
                 self.parts.len() - 1
             }
         };
@@ -87,9 +102,13 @@ impl SeriesBuffers {
     }
 }
 
-/// Every hot buffer of an engine, keyed by series.
+/// A series' buffers, locked.
+type Held<'a> = parking_lot::MutexGuard<'a, SeriesBuffers>;
+
+/// Every hot buffer of an engine, by series.
 pub struct Buffers {
-    map: DashMap<SeriesId, SeriesBuffers, FastBuildHasher>,
+    /// A slot per series id: the write path's lookup is an index, not a hash.
+    series: Slots<Mutex<SeriesBuffers>>,
     full: DashSet<BufferKey, FastBuildHasher>,
     points: AtomicU64,
     threshold: usize,
@@ -99,7 +118,7 @@ impl Buffers {
     /// Empty buffers; a buffer is queued for flushing at `threshold` points.
     pub fn new(threshold: usize) -> Self {
         Buffers {
-            map: DashMap::default(),
+            series: Slots::new(),
             full: DashSet::default(),
             points: AtomicU64::new(0),
             threshold: threshold.max(1),
@@ -116,42 +135,51 @@ impl Buffers {
         self.len() == 0
     }
 
-    /// Appends validated raw entries that the WAL holds in segment `wal_seq`.
-    /// Consecutive entries of one series share one map lookup.
-    pub fn append(&self, raw: &[u8], wal_seq: u64, now: u64, partition_of: impl Fn(i64) -> i64) {
+    /// Appends validated raw entries that the WAL holds in segment `wal_seq`
+    /// to the buffers of their partitions (of `partition_duration`).
+    /// Consecutive entries of one series share one lock.
+    pub fn append(&self, raw: &[u8], wal_seq: u64, now: u64, partition_duration: i64) {
         // Counted before the points become visible: a flush that seals them
         // at once subtracts them, and the count must never dip below zero.
         self.points
             .fetch_add((raw.len() / POINT_BYTES) as u64, Ordering::Relaxed);
-        type Held<'a> = dashmap::mapref::one::RefMut<'a, SeriesId, SeriesBuffers>;
         let mut current: Option<(SeriesId, Held<'_>)> = None;
         for entry in raw.chunks_exact(POINT_BYTES) {
             let (series, ts, value) = decode_entry(entry);
             if current.as_ref().is_none_or(|(s, _)| *s != series) {
-                // Release the previous entry's shard lock before taking another.
+                // Release the previous series' lock before taking another.
                 drop(current.take());
-                current = Some((series, self.map.entry(series).or_default()));
+                // Unreachable: callers append ids the registry issued, far
+                // below the table's capacity (2^45).
+                let Some(slot) = self.series.get_or_alloc(series) else {
+                    continue;
+                };
+                current = Some((series, slot.lock()));
             }
             let Some((_, held)) = current.as_mut() else {
                 continue;
             };
-            let partition = partition_of(ts);
-            let buffer = held.part_or_insert(partition);
+            let buffer = held.part_or_insert(ts, partition_duration);
             buffer.wal_seq = buffer.wal_seq.min(wal_seq);
             buffer.last_append = now;
             buffer.push((ts, value));
             if buffer.points.len() == self.threshold {
-                self.full.insert((series, partition));
+                self.full.insert((series, buffer.partition));
             }
         }
     }
 
+    /// Every series' buffers, locked one at a time, in id order.
+    fn each(&self) -> impl Iterator<Item = (SeriesId, Held<'_>)> {
+        self.series.iter().map(|(id, slot)| (id, slot.lock()))
+    }
+
     fn keys_where(&self, keep: impl Fn(&Buffer) -> bool) -> Vec<BufferKey> {
         let mut keys = Vec::new();
-        for series in self.map.iter() {
-            for buffer in &series.parts {
+        for (id, held) in self.each() {
+            for buffer in &held.parts {
                 if !buffer.points.is_empty() && keep(buffer) {
-                    keys.push((*series.key(), buffer.partition));
+                    keys.push((id, buffer.partition));
                 }
             }
         }
@@ -180,7 +208,7 @@ impl Buffers {
     /// Moves a buffer's points into a seal (sorted, deduplicated); `None`
     /// if it holds none.
     pub fn seal(&self, (series, partition): BufferKey) -> Option<Arc<Sealed>> {
-        let mut held = self.map.get_mut(&series)?;
+        let mut held = self.series.get(series)?.lock();
         let buffer = held.part_mut(partition)?;
         if buffer.points.is_empty() {
             return None;
@@ -204,24 +232,28 @@ impl Buffers {
     /// Drops a seal whose points are now durable and indexed. An emptied
     /// buffer is removed so idle series do not hold memory.
     pub fn commit(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
-        self.map.remove_if_mut(&series, |_, held| {
+        if let Some(slot) = self.series.get(series) {
+            let mut held = slot.lock();
             held.parts.retain_mut(|b| {
                 if b.partition == partition {
                     b.sealed = None;
                 }
                 !(b.points.is_empty() && b.sealed.is_none())
             });
-            held.parts.is_empty()
-        });
+            if held.parts.is_empty() {
+                held.parts = Vec::new();
+            }
+        }
         self.points
             .fetch_sub(sealed.points.len() as u64, Ordering::Relaxed);
     }
 
     /// Puts a seal's points back in front of the buffer after a failed flush.
     pub fn restore(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
-        let Some(mut held) = self.map.get_mut(&series) else {
+        let Some(slot) = self.series.get(series) else {
             return;
         };
+        let mut held = slot.lock();
         let Some(buffer) = held.part_mut(partition) else {
             return;
         };
@@ -242,8 +274,8 @@ impl Buffers {
     /// scan of every buffered point: for rare calls, not the write path.
     pub fn max_ts(&self) -> i64 {
         let mut max = i64::MIN;
-        for series in self.map.iter() {
-            for buffer in &series.parts {
+        for (_, held) in self.each() {
+            for buffer in &held.parts {
                 let sealed = buffer.sealed.iter().flat_map(|s| s.points.iter());
                 for point in buffer.points.iter().chain(sealed) {
                     max = max.max(point.0);
@@ -255,8 +287,8 @@ impl Buffers {
 
     /// True when some buffer of `partition` holds points (or a seal).
     pub fn holds_partition(&self, partition: i64) -> bool {
-        self.map.iter().any(|s| {
-            s.parts
+        self.each().any(|(_, held)| {
+            held.parts
                 .iter()
                 .any(|b| b.partition == partition && (!b.points.is_empty() || b.sealed.is_some()))
         })
@@ -265,9 +297,8 @@ impl Buffers {
     /// The oldest WAL segment some buffered point still needs; `u64::MAX`
     /// when none. Call with no flush in progress (seals are not counted).
     pub fn min_wal_seq(&self) -> u64 {
-        self.map
-            .iter()
-            .flat_map(|s| s.parts.iter().map(|b| b.wal_seq).min())
+        self.each()
+            .filter_map(|(_, held)| held.parts.iter().map(|b| b.wal_seq).min())
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -276,9 +307,10 @@ impl Buffers {
     /// runs each sorted and deduplicated, older runs first: per partition,
     /// the seal (if a flush is writing it) then the live points.
     pub fn read(&self, series: SeriesId, from: i64, to: i64) -> Vec<Vec<Point>> {
-        let Some(held) = self.map.get(&series) else {
+        let Some(slot) = self.series.get(series) else {
             return Vec::new();
         };
+        let held = slot.lock();
         let in_range = |p: &&Point| p.0 >= from && p.0 <= to;
         let mut runs = Vec::new();
         let mut unsorted = Vec::new();
@@ -318,7 +350,7 @@ mod tests {
             &raw(&[(0, 5, 1.0), (0, 15, 2.0), (1, 1, 3.0), (0, 6, 4.0)]),
             7,
             0,
-            |t| t.div_euclid(10),
+            10,
         );
         assert_eq!(buffers.len(), 4);
         assert_eq!(buffers.take_full(), vec![(0, 0)]);
@@ -330,10 +362,10 @@ mod tests {
     #[test]
     fn a_restored_seal_goes_back_in_front_of_newer_points() {
         let buffers = Buffers::new(100);
-        buffers.append(&raw(&[(0, 2, 1.0), (0, 1, 1.0)]), 3, 0, |_| 0);
+        buffers.append(&raw(&[(0, 2, 1.0), (0, 1, 1.0)]), 3, 0, 100);
         let sealed = buffers.seal((0, 0)).unwrap();
         assert_eq!(sealed.points, vec![(1, 1.0), (2, 1.0)]);
-        buffers.append(&raw(&[(0, 2, 5.0)]), 4, 0, |_| 0);
+        buffers.append(&raw(&[(0, 2, 5.0)]), 4, 0, 100);
         assert_eq!(
             buffers.read(0, 0, 9),
             vec![vec![(1, 1.0), (2, 1.0)], vec![(2, 5.0)]]
