@@ -1,5 +1,6 @@
-//! The fast path of decimal parsing: `[-]digits[.digits]` with at most 15
-//! digits, the shape most exporter values take (`0`, `1.5`, `12345.0`).
+//! Numbers from text without `str`: integers (timestamps), and the fast
+//! path of decimal parsing, `[-]digits[.digits]` with at most 15 digits, the
+//! shape most exporter values take (`0`, `1.5`, `12345.0`).
 //!
 //! Exact by construction (Clinger's fast path): the digits form an integer
 //! below 2^53 and the scale a power of ten up to 10^15, both exact as `f64`,
@@ -48,6 +49,33 @@ pub fn plain(token: &[u8]) -> Option<f64> {
     }
     let value = mantissa as f64 / POW10[scale];
     Some(if negative { -value } else { value })
+}
+
+/// An optionally signed decimal integer (`+` allowed, as Go's ParseInt
+/// reads it) within `i64`.
+pub fn integer(token: &[u8]) -> Option<i64> {
+    let (negative, digits) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, token),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negatively, so that i64::MIN parses too.
+    let mut ms: i64 = 0;
+    for &b in digits {
+        let digit = i64::from(b.wrapping_sub(b'0'));
+        if digit > 9 {
+            return None;
+        }
+        ms = ms.checked_mul(10)?.checked_sub(digit)?;
+    }
+    if negative {
+        Some(ms)
+    } else {
+        ms.checked_neg()
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::json_scan;
 use super::sink::{bad_line, Labels, Sink};
 use crate::error::Result;
 use crate::series_key::METRIC_LABEL;
@@ -64,29 +65,37 @@ impl<'de> Deserialize<'de> for Pairs<'de> {
 
 /// Parses a whole body into `sink`.
 pub fn parse<'a>(body: &'a [u8], sink: &mut Sink<'a>) -> Result<()> {
+    let mut samples = Samples::default();
     for (number, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        parse_line(line, sink).map_err(|reason| bad_line(number + 1, line, reason))?;
+        parse_line(line, sink, &mut samples)
+            .map_err(|reason| bad_line(number + 1, line, reason))?;
     }
     Ok(())
 }
 
-fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
-    let parsed: Line<'a> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    if parsed.values.len() != parsed.timestamps.len() {
-        return Err(format!(
-            "{} values but {} timestamps",
-            parsed.values.len(),
-            parsed.timestamps.len()
-        ));
-    }
-    let metric_json = parsed.metric.get();
+/// One line's samples, reused from line to line.
+#[derive(Default)]
+struct Samples {
+    values: Vec<f64>,
+    timestamps: Vec<i64>,
+}
+
+fn parse_line<'a>(
+    line: &'a [u8],
+    sink: &mut Sink<'a>,
+    samples: &mut Samples,
+) -> Result<(), String> {
+    let metric_json = match json_scan::line(line, &mut samples.values, &mut samples.timestamps) {
+        Some(metric) => metric,
+        None => parse_with_serde(line, samples)?,
+    };
     let series = sink
-        .series(Some(metric_json.as_bytes()), |labels| {
-            let Pairs(pairs) = serde_json::from_str(metric_json)
+        .series(Some(metric_json), |labels| {
+            let Pairs(pairs) = serde_json::from_slice(metric_json)
                 .map_err(|e| crate::error::EngineError::invalid(format!("metric: {e}")))?;
             let mut metric = None;
             for (name, value) in pairs {
@@ -99,16 +108,34 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
             metric.ok_or_else(|| crate::error::EngineError::invalid("metric has no __name__"))
         })
         .map_err(|e| e.to_string())?;
-    for (value, &ts) in parsed.values.iter().zip(&parsed.timestamps) {
-        let value = match value {
+    for (&value, &ts) in samples.values.iter().zip(&samples.timestamps) {
+        sink.point(series, ts, value).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Every line the scanner does not take: parsed, or its error worded, by
+/// serde_json. Answers the `metric` object as written.
+fn parse_with_serde<'a>(line: &'a [u8], samples: &mut Samples) -> Result<&'a [u8], String> {
+    let parsed: Line<'a> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if parsed.values.len() != parsed.timestamps.len() {
+        return Err(format!(
+            "{} values but {} timestamps",
+            parsed.values.len(),
+            parsed.timestamps.len()
+        ));
+    }
+    samples.values.clear();
+    for value in &parsed.values {
+        samples.values.push(match value {
             Value::Number(v) => *v,
             Value::Text(text) => {
                 parse_special(text).ok_or_else(|| format!("invalid value {text:?}"))?
             }
-        };
-        sink.point(series, ts, value).map_err(|e| e.to_string())?;
+        });
     }
-    Ok(())
+    samples.timestamps.clone_from(&parsed.timestamps);
+    Ok(parsed.metric.get().as_bytes())
 }
 
 /// The values JSON has no number for.
@@ -206,6 +233,69 @@ mod tests {
                     assert!(r.contains(reason), "{line}: {r}")
                 }
                 other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_scanner_takes_what_victoriametrics_writes_and_leaves_the_rest() {
+        let (mut values, mut timestamps) = (Vec::new(), Vec::new());
+        let line = br#"{"metric":{"__name__":"up","job":"a\"b"},"values":[1,0.5,"NaN",1e3],"timestamps":[1,2,3,4]}"#;
+        let metric = json_scan::line(line, &mut values, &mut timestamps);
+        assert_eq!(metric, Some(&br#"{"__name__":"up","job":"a\"b"}"#[..]));
+        assert_eq!(values[..2], [1.0, 0.5]);
+        assert!(values[2].is_nan());
+        assert_eq!(timestamps, [1, 2, 3, 4]);
+        for other in [
+            &br#"{"metric":{},"values":[01],"timestamps":[1]}"#[..],
+            br#"{"metric":{},"values":[1],"timestamps":[+1]}"#,
+            br#"{"metric":{},"values":[1],"timestamps":[1],"extra":1}"#,
+            br#"{"met\u0072ic":{},"values":[1],"timestamps":[1]}"#,
+            br#"{"metric":{},"values":[1,2],"timestamps":[1]}"#,
+            br#"{"metric":{"a":{}},"values":[1],"timestamps":[1]}"#,
+        ] {
+            assert_eq!(json_scan::line(other, &mut values, &mut timestamps), None);
+        }
+    }
+
+    proptest::proptest! {
+        /// Where the scanner takes a line, it reads it as serde_json does;
+        /// the lines it leaves go to serde, so no line is read two ways.
+        #[test]
+        fn the_scanner_agrees_with_serde(
+            order in proptest::sample::select(vec![[0, 1, 2], [2, 0, 1], [1, 2, 0]]),
+            blank in proptest::sample::select(vec!["", " ", "\t", " \r\n "]),
+            label in "[a-z\"\\\\é]{0,6}",
+            points in proptest::collection::vec((
+                proptest::sample::select(vec![
+                    "0", "-0", "1", "1.0", "12345.5", "-2.25", "1e3", "1.5E-7", "123456789012345678",
+                    "0.1", "\"NaN\"", "\"+Inf\"", "\"-Inf\"", "\"Inf\"",
+                    "01", "+1", ".5", "1.", "1e", "NaN", "\"nan\"", "-",
+                ]),
+                proptest::sample::select(vec!["0", "1700000000000", "-5", "01", "+3", "1.5", "9223372036854775807"]),
+            ), 1..4),
+        ) {
+            let label = label.replace('\\', "\\\\").replace('"', "\\\"");
+            let metric = format!(r#"{{"__name__":"m","l":"{label}"}}"#);
+            let values: Vec<&str> = points.iter().map(|p| p.0).collect();
+            let timestamps: Vec<&str> = points.iter().map(|p| p.1).collect();
+            let members = [
+                format!(r#""metric"{blank}:{blank}{metric}"#),
+                format!(r#""values":[{}]"#, values.join(&format!("{blank},{blank}"))),
+                format!(r#""timestamps":[{}]"#, timestamps.join(",")),
+            ];
+            let line = format!(
+                "{blank}{{{blank}{}{blank},{blank}{}{blank},{blank}{}{blank}}}{blank}",
+                members[order[0]], members[order[1]], members[order[2]]
+            );
+            let (mut values, mut timestamps) = (Vec::new(), Vec::new());
+            if let Some(span) = json_scan::line(line.as_bytes(), &mut values, &mut timestamps) {
+                let mut by_serde = Samples::default();
+                let serde_span = parse_with_serde(line.as_bytes(), &mut by_serde);
+                proptest::prop_assert_eq!(serde_span, Ok(span), "{}", line);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(bits(&values), bits(&by_serde.values), "{}", line);
+                proptest::prop_assert_eq!(timestamps, by_serde.timestamps, "{}", line);
             }
         }
     }

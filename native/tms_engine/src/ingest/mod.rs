@@ -5,6 +5,7 @@
 
 mod decimal;
 pub mod json_lines;
+mod json_scan;
 pub mod prom_text;
 pub mod remote_write;
 mod sink;

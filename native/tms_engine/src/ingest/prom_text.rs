@@ -60,7 +60,7 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
     let ts_end = token_end(line, ts_start);
     let ts = if ts_start < ts_end {
         Some(
-            parse_ms(&line[ts_start..ts_end])
+            decimal::integer(&line[ts_start..ts_end])
                 .ok_or("timestamp must be an integer of milliseconds")?,
         )
     } else {
@@ -256,32 +256,6 @@ fn quoted(line: &[u8], at: usize) -> Result<(Cow<'_, str>, usize), String> {
     }
     let value = String::from_utf8(value).map_err(|_| "value is not valid UTF-8")?;
     Ok((Cow::Owned(value), at + i + 1))
-}
-
-/// A timestamp: an optionally signed decimal integer of milliseconds.
-fn parse_ms(token: &[u8]) -> Option<i64> {
-    let (negative, digits) = match token.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, token),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    // Accumulated negatively, so that i64::MIN parses too.
-    let mut ms: i64 = 0;
-    for &b in digits {
-        let digit = i64::from(b.wrapping_sub(b'0'));
-        if digit > 9 {
-            return None;
-        }
-        ms = ms.checked_mul(10)?.checked_sub(digit)?;
-    }
-    if negative {
-        Some(ms)
-    } else {
-        ms.checked_neg()
-    }
 }
 
 /// A sample value: a decimal float, `NaN`, `+Inf`, `-Inf` (any case, as
