@@ -21,6 +21,7 @@ mod chunks;
 mod config;
 mod flush;
 mod import;
+mod local_spellings;
 mod maintenance;
 mod open;
 mod read;
@@ -72,7 +73,10 @@ pub struct Engine {
     hints: DashMap<u64, (SeriesId, Arc<SeriesKey>), FastBuildHasher>,
     /// Imported series by a hash of their spelling, with the spelling to
     /// verify (see `spelled`).
-    spellings: DashMap<u64, (SeriesId, Box<[u8]>), FastBuildHasher>,
+    spellings: DashMap<u64, (SeriesId, Arc<[u8]>), FastBuildHasher>,
+    /// Unique among the engines of this process: tags this engine's entries
+    /// in per-thread caches (see local_spellings.rs).
+    instance: u64,
     /// Serializes flushes, compaction and retention: segment numbers must
     /// follow the order in which buffers were sealed.
     flush_lock: Mutex<()>,

@@ -22,6 +22,9 @@ use crate::storage::{load_segments, ChunkIndex};
 use crate::types::{decode_entry, Point, POINT_BYTES};
 use crate::wal::{self, Record, Wal};
 
+/// The next engine's instance number (see `Engine::instance`).
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
+
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: takes its lock, loads
     /// the registry, indexes segment tables (quarantining corrupt files) and
@@ -99,6 +102,7 @@ impl Engine {
             cache,
             hints: DashMap::default(),
             spellings: DashMap::default(),
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             damaged: Mutex::default(),
             flush_lock: Mutex::new(()),
             cutoff: AtomicI64::new(cutoff),

@@ -3,7 +3,9 @@
 
 use dashmap::DashMap;
 
-use super::Engine;
+use std::sync::Arc;
+
+use super::{local_spellings, Engine};
 use crate::batch::{LabeledBatch, MAX_BATCH_POINTS};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
@@ -189,9 +191,19 @@ impl Engine {
     /// The series an import spelled `spelling` before (its hash `hash`
     /// includes the import's labels and format): a hash and a probe, and a
     /// byte comparison so that a collision costs a miss, never a wrong series.
+    /// This thread's cache answers first: a hit writes no shared memory.
     pub fn spelled(&self, hash: u64, spelling: &[u8]) -> Option<SeriesId> {
-        let entry = self.spellings.get(&hash)?;
-        (*entry.1 == *spelling).then_some(entry.0)
+        if let Some(id) = local_spellings::get(self.instance, hash, spelling) {
+            return Some(id);
+        }
+        let (id, known) = {
+            let entry = self.spellings.get(&hash)?;
+            (entry.0, Arc::clone(&entry.1))
+        };
+        (*known == *spelling).then(|| {
+            local_spellings::put(self.instance, hash, id, known);
+            id
+        })
     }
 
     fn remember_spelling(&self, hash: u64, id: SeriesId, spelling: &[u8]) {
