@@ -42,10 +42,32 @@ defmodule Tms.Bench.Victoria do
     %{url: url, pid: pid, port: port_ref, dir: dir}
   end
 
+  @doc """
+  Stops the server and waits for it to exit: on SIGTERM VictoriaMetrics
+  flushes what it buffered, which must not overlap what runs next.
+  """
   def stop(vm) do
     Port.close(vm.port)
     System.cmd("sh", ["-c", "kill #{vm.pid}"])
-    :ok
+    wait_exit(vm.pid, 600)
+  end
+
+  defp wait_exit(_pid, 0), do: raise("VictoriaMetrics did not exit within 60 s")
+
+  defp wait_exit(pid, tries) do
+    # Gone, or a zombie its parent has yet to reap: either way, done.
+    case File.read("/proc/#{pid}/stat") do
+      {:ok, stat} ->
+        if stat |> String.split(") ") |> List.last() |> String.starts_with?("Z") do
+          :ok
+        else
+          Process.sleep(100)
+          wait_exit(pid, tries - 1)
+        end
+
+      {:error, _} ->
+        :ok
+    end
   end
 
   def get(vm, path) do
