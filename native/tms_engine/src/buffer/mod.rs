@@ -84,12 +84,15 @@ impl SeriesBuffers {
     /// check against each buffer's partition spares the division for the
     /// common case, a point in a partition the series already buffers.
     fn part_or_insert(&mut self, ts: i64, duration: i64) -> &mut Buffer {
-        let holds = |b: &Buffer| {
-            let start = b.partition * duration;
-            ts >= start
-                && ts
-                    .checked_sub(start)
-                    .is_some_and(|offset| offset < duration)
+        let holds = |b: &Buffer| match b.partition.checked_mul(duration) {
+            Some(start) => {
+                ts >= start
+                    && ts
+                        .checked_sub(start)
+                        .is_some_and(|offset| offset < duration)
+            }
+            // The partition starting below i64::MIN: only a division tells.
+            None => ts.div_euclid(duration) == b.partition,
         };
         let index = match self.parts.iter().position(holds) {
             Some(i) => i,
@@ -357,6 +360,17 @@ mod tests {
         assert!(buffers.take_full().is_empty());
         assert_eq!(buffers.read(0, 0, 9), vec![vec![(5, 1.0), (6, 4.0)]]);
         assert_eq!(buffers.min_wal_seq(), 7);
+    }
+
+    #[test]
+    fn a_partition_starting_below_i64_min_holds_its_points() {
+        let buffers = Buffers::new(100);
+        let day = 86_400_000;
+        let ts = [i64::MIN + 1, i64::MIN + 2, i64::MIN + 3];
+        buffers.append(&raw(&ts.map(|t| (0, t, 1.0))), 1, 0, day);
+        let partition = (i64::MIN + 1).div_euclid(day);
+        assert_eq!(buffers.keys_all(), vec![(0, partition)]);
+        assert_eq!(buffers.seal((0, partition)).unwrap().points.len(), 3);
     }
 
     #[test]

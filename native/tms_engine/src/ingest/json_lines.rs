@@ -253,6 +253,8 @@ mod tests {
             br#"{"met\u0072ic":{},"values":[1],"timestamps":[1]}"#,
             br#"{"metric":{},"values":[1,2],"timestamps":[1]}"#,
             br#"{"metric":{"a":{}},"values":[1],"timestamps":[1]}"#,
+            br#"{"metric":{},"values":[1e400],"timestamps":[1]}"#,
+            br#"{"metric":{},"values":[1],"timestamps":[-0]}"#,
         ] {
             assert_eq!(json_scan::line(other, &mut values, &mut timestamps), None);
         }
@@ -270,9 +272,11 @@ mod tests {
                 proptest::sample::select(vec![
                     "0", "-0", "1", "1.0", "12345.5", "-2.25", "1e3", "1.5E-7", "123456789012345678",
                     "0.1", "\"NaN\"", "\"+Inf\"", "\"-Inf\"", "\"Inf\"",
-                    "01", "+1", ".5", "1.", "1e", "NaN", "\"nan\"", "-",
+                    "01", "+1", ".5", "1.", "1e", "NaN", "\"nan\"", "-", "1e400", "-1e400",
                 ]),
-                proptest::sample::select(vec!["0", "1700000000000", "-5", "01", "+3", "1.5", "9223372036854775807"]),
+                proptest::sample::select(vec![
+                    "0", "1700000000000", "-5", "01", "+3", "1.5", "9223372036854775807", "-0",
+                ]),
             ), 1..4),
         ) {
             let label = label.replace('\\', "\\\\").replace('"', "\\\"");

@@ -140,17 +140,22 @@ fn value(token: &[u8]) -> Option<f64> {
         b"\"Inf\"" | b"\"+Inf\"" => Some(f64::INFINITY),
         b"\"-Inf\"" => Some(f64::NEG_INFINITY),
         _ if is_json_number(token) => {
-            decimal::plain(token).or_else(|| std::str::from_utf8(token).ok()?.parse().ok())
+            // serde_json refuses a number past f64's range; str::parse
+            // would make it infinite.
+            decimal::plain(token)
+                .or_else(|| std::str::from_utf8(token).ok()?.parse().ok())
+                .filter(|v: &f64| v.is_finite())
         }
         _ => None,
     }
 }
 
-/// A JSON integer: `-?(0|[1-9][0-9]*)` within `i64`.
+/// A JSON integer: `-?(0|[1-9][0-9]*)` within `i64`, not `-0`.
 fn integer(token: &[u8]) -> Option<i64> {
     let digits = token.strip_prefix(b"-").unwrap_or(token);
     let leading_zero = digits.first() == Some(&b'0') && digits.len() > 1;
-    if leading_zero || !digits.first().is_some_and(u8::is_ascii_digit) {
+    // serde_json reads `-0` as a float, which is no i64 to it.
+    if leading_zero || token == b"-0" || !digits.first().is_some_and(u8::is_ascii_digit) {
         return None;
     }
     decimal::integer(token)
