@@ -24,13 +24,20 @@ fn raw_batch(ids: &[u64], t0: i64) -> Vec<u8> {
     raw
 }
 
-fn engine_paths(c: &mut Criterion) {
+/// A scratch engine that never refuses a write for buffered points, in a
+/// directory that lives as long as the returned guard.
+fn unbounded_engine() -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
         max_buffered_points: u64::MAX,
         ..Config::scratch()
     };
     let engine = Engine::open(dir.path(), config).expect("open");
+    (dir, engine)
+}
+
+fn engine_paths(c: &mut Criterion) {
+    let (_dir, engine) = unbounded_engine();
     let hosts: Vec<String> = (0..1000).map(|h| format!("host_{h}")).collect();
     let ids: Vec<u64> = hosts
         .iter()
@@ -86,12 +93,7 @@ fn engine_paths(c: &mut Criterion) {
 /// again and again at later timestamps: every series known after the
 /// first round, as for a steady scraper.
 fn import_paths(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        max_buffered_points: u64::MAX,
-        ..Config::scratch()
-    };
-    let engine = Engine::open(dir.path(), config).expect("open");
+    let (_dir, engine) = unbounded_engine();
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../test/fixtures/node_exporter_1.5.prom"

@@ -29,17 +29,11 @@ pub fn line<'a>(
         match key {
             b"metric" if metric.is_none() => metric = Some(scan.object()?),
             b"values" if !seen_values => {
-                scan.array(|token| {
-                    values.push(value(token)?);
-                    Some(())
-                })?;
+                scan.array(values, value)?;
                 seen_values = true;
             }
             b"timestamps" if !seen_timestamps => {
-                scan.array(|token| {
-                    timestamps.push(integer(token)?);
-                    Some(())
-                })?;
+                scan.array(timestamps, integer)?;
                 seen_timestamps = true;
             }
             _ => return None,
@@ -113,8 +107,8 @@ impl<'a> Scan<'a> {
         None
     }
 
-    /// A non-empty array of scalars, each token handed to `item`.
-    fn array(&mut self, mut item: impl FnMut(&'a [u8]) -> Option<()>) -> Option<()> {
+    /// A non-empty array of scalars, each token read by `item` into `out`.
+    fn array<T>(&mut self, out: &mut Vec<T>, item: fn(&[u8]) -> Option<T>) -> Option<()> {
         self.byte(b'[')?;
         loop {
             self.blanks();
@@ -123,7 +117,7 @@ impl<'a> Scan<'a> {
                 .iter()
                 .position(|&b| matches!(b, b',' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
             self.at = start + len;
-            item(&self.s[start..self.at])?;
+            out.push(item(&self.s[start..self.at])?);
             match self.next()? {
                 b',' => continue,
                 b']' => return Some(()),
