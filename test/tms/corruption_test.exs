@@ -42,9 +42,14 @@ defmodule Tms.CorruptionTest do
     [seg0] = Path.wildcard(Path.join(ctx.dir, "chunks/0/*.seg"))
     [seg1] = Path.wildcard(Path.join(ctx.dir, "chunks/1/*.seg"))
     flip(seg0, 10)
-    # The payload of series b's chunk (second table entry) in segment 1.
-    <<_::binary-size(40 + 48 + 40), b_offset::little-64, _::binary>> = File.read!(seg1)
-    flip(seg1, b_offset + 3)
+    # The values of series b's chunk (second of three) in segment 1: the
+    # payload starts after the 44-byte header, one column entry (28 bytes)
+    # and three chunk entries (20), with the shared column, then a's values.
+    <<_::binary-size(12), 1::little-32, 3::little-32, _::binary-size(24), _::binary-size(20),
+      column_len::little-32, _::binary-size(4), _::binary-size(12), a_len::little-32,
+      _::binary>> = File.read!(seg1)
+
+    flip(seg1, 44 + 28 + 3 * 20 + column_len + a_len + 3)
     wal = newest_wal(ctx.dir)
     [_, middle, _] = point_records(File.read!(wal))
     flip(wal, middle + 12)

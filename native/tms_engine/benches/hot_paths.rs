@@ -130,19 +130,24 @@ fn chunk_paths(c: &mut Criterion) {
             )
         })
         .collect();
-    let encoded = chunk::encode(&day, 8).expect("encode");
+    let (ts, values): (Vec<i64>, Vec<f64>) = day.iter().copied().unzip();
+    let encoded_ts = chunk::encode_timestamps(&ts, 8).expect("encode");
+    let encoded_values = chunk::encode_values(&values, 8).expect("encode");
     let mut group = c.benchmark_group("chunk");
     group.throughput(Throughput::Elements(day.len() as u64));
     group.bench_function("encode 8,640 points (pco level 8)", |b| {
-        b.iter(|| chunk::encode(black_box(&day), 8))
+        b.iter(|| {
+            (
+                chunk::encode_timestamps(black_box(&ts), 8),
+                chunk::encode_values(black_box(&values), 8),
+            )
+        })
     });
     group.bench_function("decode 8,640 points", |b| {
         b.iter(|| {
-            chunk::decode(
-                black_box(&encoded.timestamps),
-                black_box(&encoded.values),
-                day.len(),
-            )
+            let ts = chunk::decode_timestamps(black_box(&encoded_ts), day.len()).expect("ts");
+            let values = chunk::decode_values(black_box(&encoded_values), day.len());
+            chunk::zip(&ts, values.expect("values"))
         })
     });
     group.finish();

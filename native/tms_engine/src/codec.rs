@@ -80,10 +80,47 @@ impl<'a> Reader<'a> {
         self.utf8(len, what)
     }
 
+    /// Reads a LEB128 varint (at most 10 bytes).
+    pub fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1, what)?[0];
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError(format!("{what}: varint longer than 10 bytes")))
+    }
+
+    /// Reads a varint-length-prefixed UTF-8 string of at most `max` bytes.
+    pub fn str_varint(&mut self, max: usize, what: &str) -> Result<&'a str, DecodeError> {
+        let len = self.varint(what)?;
+        if len > max as u64 {
+            return Err(DecodeError(format!("{what}: {len} bytes, more than {max}")));
+        }
+        self.utf8(len as usize, what)
+    }
+
     fn utf8(&mut self, len: usize, what: &str) -> Result<&'a str, DecodeError> {
         std::str::from_utf8(self.take(len, what)?)
             .map_err(|_| DecodeError(format!("{what}: invalid UTF-8")))
     }
+}
+
+/// Appends a LEB128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a varint-length-prefixed string.
+pub fn put_str_varint(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Appends a `u16`-length-prefixed string; the caller has bounded its length.
@@ -171,5 +208,25 @@ mod tests {
         assert_eq!(r.str16("a").unwrap(), "héllo");
         assert_eq!(r.str32("b").unwrap(), "x");
         assert!(Reader::new(&[2, 0, 0xff, 0xfe]).str16("c").is_err());
+    }
+
+    #[test]
+    fn varints_round_trip_and_reject_overlong_ones() {
+        let mut out = Vec::new();
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            put_varint(&mut out, v);
+        }
+        put_str_varint(&mut out, "ü");
+        let mut r = Reader::new(&out);
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(r.varint("v").unwrap(), v);
+        }
+        assert_eq!(r.str_varint(8, "s").unwrap(), "ü");
+        assert_eq!(r.remaining(), 0);
+        assert!(Reader::new(&[0xff; 11]).varint("v").is_err());
+        assert!(Reader::new(&[0x80]).varint("v").is_err());
+        assert!(Reader::new(&[3, b'a', b'b', b'c'])
+            .str_varint(2, "s")
+            .is_err());
     }
 }

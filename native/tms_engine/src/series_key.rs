@@ -156,6 +156,12 @@ pub fn decode_key(r: &mut Reader<'_>) -> Result<SeriesKey, DecodeError> {
     for _ in 0..count {
         labels.push((r.str16("label name")?, r.str32("label value")?));
     }
+    checked_key(metric, labels)
+}
+
+/// The key of a decoded metric and labels, refused unless they are already
+/// canonical (every decoder of stored keys goes through here).
+pub fn checked_key(metric: &str, mut labels: Vec<(&str, &str)>) -> Result<SeriesKey, DecodeError> {
     let was_sorted = labels.windows(2).all(|w| w[0].0 < w[1].0);
     let kept = canonical(metric, &mut labels, false).map_err(|e| DecodeError(e.to_string()))?;
     if !was_sorted || kept != labels.len() {

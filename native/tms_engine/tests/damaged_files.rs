@@ -31,12 +31,13 @@ fn open_reads_only_segment_tables_even_with_10_000_chunks() {
         segment_bytes = info.segment_bytes;
     }
     // Damage every payload byte past the tables: open must not notice.
+    // (A segment's 1,000 series share one timestamp column.)
+    let tables = 44 + 28 + 20 * 1000;
     for partition in fs::read_dir(dir.path().join("chunks")).unwrap() {
         for file in fs::read_dir(partition.unwrap().path()).unwrap() {
             let path = file.unwrap().path();
             let mut bytes = fs::read(&path).unwrap();
-            let payload_start = 40 + 48 * 1000;
-            for b in &mut bytes[payload_start..] {
+            for b in &mut bytes[tables..] {
                 *b ^= 0xff;
             }
             fs::write(&path, bytes).unwrap();
@@ -46,7 +47,7 @@ fn open_reads_only_segment_tables_even_with_10_000_chunks() {
     let info = engine.info();
     assert_eq!(info.chunks, 10_000);
     assert_eq!(info.quarantined_files, 0);
-    assert_eq!(info.open_read_bytes, 10 * (40 + 48 * 1000));
+    assert_eq!(info.open_read_bytes, 10 * tables as u64);
     assert!(info.open_read_bytes < segment_bytes);
     // The damage shows only when a chunk is read, and is counted.
     assert!(matches!(
@@ -224,10 +225,14 @@ fn a_damaged_chunk_is_skipped_or_an_error_and_compaction_salvages_the_rest() {
     engine.flush(FlushScope::All).unwrap();
     engine.write_raw(&raw(&[(ids[0], 200, 2.0)])).unwrap();
     engine.flush(FlushScope::All).unwrap();
-    // Flip a payload byte of series 1's chunk in the first segment.
+    // Flip a byte of series 1's values in the first segment.
     let segs = common::segment_files(dir.path(), 0);
+    let offset = tms_engine::storage::segment::open(&segs[0])
+        .unwrap()
+        .0
+        .chunks[1]
+        .offset;
     let mut bytes = fs::read(&segs[0]).unwrap();
-    let offset = u64::from_le_bytes(bytes[40 + 48 + 40..40 + 48 + 48].try_into().unwrap());
     bytes[offset as usize + 2] ^= 0x5a;
     fs::write(&segs[0], bytes).unwrap();
 

@@ -18,15 +18,24 @@ use tms_engine::types::Point;
 /// The fixture's series: `m{s=<i>}` with shared and own timestamps,
 /// special floats, and points in two partitions.
 fn fixture_points(i: usize) -> Vec<Point> {
-    let specials = [f64::NAN, f64::INFINITY, -0.0, f64::from_bits(0x7ff0_0000_0000_0002)];
+    let specials = [
+        f64::NAN,
+        f64::INFINITY,
+        -0.0,
+        f64::from_bits(0x7ff0_0000_0000_0002),
+    ];
     (0..300i64)
         .map(|k| {
             // Series 0..4 share their timestamps (one scrape target), the
             // others have their own; every series crosses into partition 1.
-            let ts = if i < 4 { k * 7 + (k % 3) } else { k * 7 + i as i64 };
+            let ts = if i < 4 {
+                k * 7 + (k % 3)
+            } else {
+                k * 7 + i as i64
+            };
             let v = match k % 50 {
                 0 => specials[i % specials.len()],
-                _ if i % 2 == 0 => 42.0,
+                _ if i.is_multiple_of(2) => 42.0,
                 _ => k as f64 * 0.25 + i as f64,
             };
             (ts, v)
@@ -110,11 +119,19 @@ fn a_store_of_format_1_opens_reads_and_compacts_into_the_current_format() {
     // Compaction rewrites the old segments in the current format.
     engine.compact(std::time::Duration::ZERO).unwrap();
     for (i, &id) in ids.iter().enumerate() {
-        assert_eq!(points(&engine, id), expected(i), "series {i} after compaction");
+        assert_eq!(
+            points(&engine, id),
+            expected(i),
+            "series {i} after compaction"
+        );
     }
     engine.close().unwrap();
     let engine = Engine::open(dir.path(), config()).unwrap();
     for (i, &id) in ids.iter().enumerate() {
-        assert_eq!(points(&engine, id), expected(i), "series {i} after reopening");
+        assert_eq!(
+            points(&engine, id),
+            expected(i),
+            "series {i} after reopening"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::stats::Stats;
 use super::Engine;
 use crate::error::{EngineError, Result};
-use crate::storage::ChunkRef;
+use crate::storage::{ChunkRef, Segment};
 use crate::types::Point;
 
 /// What a query does when a chunk it needs is damaged.
@@ -51,7 +51,8 @@ impl Engine {
                 format!("chunk {} is damaged (found earlier)", chunk.index),
             ));
         }
-        match chunk.segment.read_chunk(chunk.index) {
+        let segment = &chunk.segment;
+        match segment.read_chunk(chunk.index, |c| self.column(segment, c)) {
             Ok(points) => {
                 let points = Arc::new(points);
                 self.cache.insert(key, Arc::clone(&points));
@@ -64,6 +65,16 @@ impl Engine {
                 Err(err)
             }
         }
+    }
+
+    /// A timestamp column of `segment`, from the cache or read and decoded
+    /// (once, however many readers ask at the same time).
+    fn column(&self, segment: &Segment, column: usize) -> Result<Arc<[i64]>> {
+        self.columns
+            .try_get_with((segment.seq, column as u32), || {
+                segment.read_column(column).map(Arc::from)
+            })
+            .map_err(|e| (*e).clone())
     }
 
     /// Segments holding a chunk found damaged.

@@ -21,7 +21,7 @@ use crate::files::ensure_dir;
 use crate::parallel;
 use crate::storage::manifest::{self, SegmentId};
 use crate::storage::segment;
-use crate::storage::{ChunkInput, Segment};
+use crate::storage::{Segment, SegmentInput};
 use crate::types::{Point, SeriesId};
 
 /// Which buffers a flush writes.
@@ -175,15 +175,13 @@ impl Engine {
         manifest::store(&self.layout.manifest(), &live)
     }
 
-    /// Compresses runs into chunks on all cores but one (compression is
-    /// what bounds sustained ingest, but the BEAM's schedulers need a core
-    /// too: a flush that takes every core delays every process in the VM).
-    pub(super) fn encode_chunks(&self, runs: &[(SeriesId, &[Point])]) -> Result<Vec<ChunkInput>> {
-        let level = self.config.compression_level;
+    /// Compresses runs into one segment's chunks and columns on all cores
+    /// but one (compression is what bounds sustained ingest, but the BEAM's
+    /// schedulers need a core too: a flush that takes every core delays
+    /// every process in the VM).
+    pub(super) fn encode_chunks(&self, runs: &[(SeriesId, &[Point])]) -> Result<SegmentInput> {
         let threads = parallel::cores().saturating_sub(1).max(1);
-        parallel::map(runs, threads, 64, |(series, points)| {
-            ChunkInput::encode(*series, points, level)
-        })
+        SegmentInput::encode(runs, self.config.compression_level, threads)
     }
 
     /// Writes a segment of `partition` durably.
@@ -191,10 +189,10 @@ impl Engine {
         &self,
         partition: i64,
         seq: u64,
-        inputs: Vec<ChunkInput>,
+        input: SegmentInput,
     ) -> Result<Segment> {
         ensure_dir(&self.layout.partition(partition))?;
-        segment::write(&self.layout.segment(partition, seq), seq, partition, inputs)
+        segment::write(&self.layout.segment(partition, seq), seq, partition, input)
     }
 
     /// Persists the registry, then deletes WAL segments no buffered point

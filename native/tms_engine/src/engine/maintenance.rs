@@ -2,7 +2,7 @@
 //! (merging a closed partition's segments into one), both crash-safe: the
 //! new state is durable before the old files go.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +13,7 @@ use super::Engine;
 use crate::error::{EngineError, Result};
 use crate::query::merge;
 use crate::retention;
-use crate::storage::{quarantine, remove_files, ChunkInput, ChunkRef, Segment};
+use crate::storage::{quarantine, remove_files, ChunkRef, Segment, SegmentInput};
 use crate::types::{Point, SeriesId};
 
 /// What `delete_before` did.
@@ -49,7 +49,7 @@ pub struct CompactReport {
 /// What merging a partition's segments produced.
 #[derive(Default)]
 struct Merged {
-    inputs: Vec<ChunkInput>,
+    input: SegmentInput,
     chunks_lost: u64,
     points_lost: u64,
     /// Segments with a damaged chunk.
@@ -135,16 +135,16 @@ impl Engine {
                 continue;
             }
             let Merged {
-                inputs,
+                input,
                 chunks_lost,
                 points_lost,
                 damaged,
             } = self.merge_segments(&segments)?;
-            let merged = if inputs.is_empty() {
+            let merged = if input.is_empty() {
                 None
             } else {
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                Some(Arc::new(self.write_inputs(partition, seq, inputs)?))
+                Some(Arc::new(self.write_inputs(partition, seq, input)?))
             };
             let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
             // The manifest lists the merged segment instead of its inputs
@@ -193,11 +193,11 @@ impl Engine {
 
     /// One chunk per series of `segments` (oldest first), merged
     /// last-write-wins, without points before the cutoff. Decodes a bounded
-    /// number of series at a time so memory follows the compressed size. A
+    /// number of points at a time so memory follows the compressed size. A
     /// damaged chunk is left out and counted, and its segment named, so that
     /// compaction salvages the healthy chunks instead of failing for good.
     fn merge_segments(&self, segments: &[Arc<Segment>]) -> Result<Merged> {
-        const SERIES_PER_ROUND: usize = 1024;
+        const POINTS_PER_ROUND: u64 = 4 << 20;
         let cutoff = self.cutoff();
         let mut chunks_of: BTreeMap<SeriesId, Vec<ChunkRef>> = BTreeMap::new();
         for segment in segments {
@@ -208,20 +208,55 @@ impl Engine {
                 });
             }
         }
-        let all: Vec<_> = chunks_of.into_iter().collect();
+        let mut all: Vec<_> = chunks_of.into_iter().collect();
+        // Series whose chunks use the same columns merge to the same
+        // timestamps: side by side, they land in one round and share a
+        // column in the merged segment too.
+        all.sort_by_cached_key(|(series, chunks)| {
+            let columns: Vec<_> = chunks
+                .iter()
+                .map(|c| (c.segment.seq, c.segment.column_of(c.index)))
+                .collect();
+            (columns, *series)
+        });
         let mut out = Merged::default();
-        for round in all.chunks(SERIES_PER_ROUND) {
+        let mut rest = &all[..];
+        while !rest.is_empty() {
+            let mut points = 0;
+            let size = rest
+                .iter()
+                .take_while(|(_, chunks)| {
+                    points += chunks
+                        .iter()
+                        .map(|c| u64::from(c.segment.chunks[c.index].count))
+                        .sum::<u64>();
+                    points <= POINTS_PER_ROUND
+                })
+                .count()
+                .max(1);
+            let (round, after) = rest.split_at(size);
+            rest = after;
+            let mut columns: HashMap<(u64, usize), Arc<[i64]>> = HashMap::new();
             let mut merged = Vec::with_capacity(round.len());
             for (series, chunks) in round {
                 let mut decoded = Vec::with_capacity(chunks.len());
                 for chunk in chunks {
-                    match chunk.segment.read_chunk(chunk.index) {
+                    let segment = &chunk.segment;
+                    let read = segment.read_chunk(chunk.index, |c| {
+                        if let Some(ts) = columns.get(&(segment.seq, c)) {
+                            return Ok(Arc::clone(ts));
+                        }
+                        let ts: Arc<[i64]> = segment.read_column(c)?.into();
+                        columns.insert((segment.seq, c), Arc::clone(&ts));
+                        Ok(ts)
+                    });
+                    match read {
                         Ok(points) => decoded.push(points),
                         Err(err) if is_damage(&err) => {
                             self.note_damage(chunk, &err);
                             out.chunks_lost += 1;
-                            out.points_lost += chunk.segment.chunks[chunk.index].count as u64;
-                            out.damaged.insert(chunk.segment.seq);
+                            out.points_lost += segment.chunks[chunk.index].count as u64;
+                            out.damaged.insert(segment.seq);
                         }
                         Err(err) => return Err(err),
                     }
@@ -235,7 +270,7 @@ impl Engine {
             }
             let runs: Vec<(SeriesId, &[Point])> =
                 merged.iter().map(|(s, p)| (*s, p.as_slice())).collect();
-            out.inputs.extend(self.encode_chunks(&runs)?);
+            out.input.append(self.encode_chunks(&runs)?);
         }
         Ok(out)
     }

@@ -67,6 +67,8 @@ pub struct Engine {
     index: ChunkIndex,
     /// Decoded chunks by (segment seq, chunk index), weighed in bytes.
     cache: Cache<(u64, u32), Arc<Vec<Point>>>,
+    /// Decoded timestamp columns by (segment seq, column index).
+    columns: Cache<(u64, u32), Arc<[i64]>>,
     /// Chunks found unreadable, by (segment seq, chunk index): read once.
     damaged: Mutex<HashSet<(u64, u32), FastBuildHasher>>,
     /// Caller hashes of series it identified before (see `hinted`).

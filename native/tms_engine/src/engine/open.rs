@@ -85,11 +85,16 @@ impl Engine {
             config.wal_segment_bytes,
         )?);
         let syncer = wal.start_syncer();
+        // An eighth of the budget for timestamp columns: one column serves
+        // every chunk of a scrape target, so few are hot at a time.
+        let columns_bytes = config.cache_bytes / 8;
         let cache = Cache::builder()
-            .max_capacity(config.cache_bytes)
-            .weigher(|_, points: &Arc<Vec<Point>>| {
-                u32::try_from(points.len() * std::mem::size_of::<Point>()).unwrap_or(u32::MAX)
-            })
+            .max_capacity(config.cache_bytes - columns_bytes)
+            .weigher(|_, points: &Arc<Vec<Point>>| weight(points.len(), size_of::<Point>()))
+            .build();
+        let columns = Cache::builder()
+            .max_capacity(columns_bytes)
+            .weigher(|_, ts: &Arc<[i64]>| weight(ts.len(), size_of::<i64>()))
             .build();
         Ok(Engine {
             layout,
@@ -100,6 +105,7 @@ impl Engine {
             buffers,
             index,
             cache,
+            columns,
             hints: DashMap::default(),
             spellings: DashMap::default(),
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
@@ -131,4 +137,9 @@ impl Engine {
         drop(self.lock.lock().take());
         synced.and(flushed)
     }
+}
+
+/// A cache entry's weight: its decoded bytes.
+fn weight(items: usize, item_bytes: usize) -> u32 {
+    u32::try_from(items * item_bytes).unwrap_or(u32::MAX)
 }

@@ -120,6 +120,7 @@ impl Engine {
     pub fn info(&self) -> Info {
         let index = self.index.stats();
         self.cache.run_pending_tasks();
+        self.columns.run_pending_tasks();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let stats = &self.stats;
         Info {
@@ -133,7 +134,7 @@ impl Engine {
             wal_bytes: self.wal.disk_bytes(),
             cache_hits: load(&stats.cache_hits),
             cache_misses: load(&stats.cache_misses),
-            cache_bytes: self.cache.weighted_size(),
+            cache_bytes: self.cache.weighted_size() + self.columns.weighted_size(),
             flushes: load(&stats.flushes),
             last_flush_unix_ms: load(&stats.last_flush_unix_ms),
             quarantined_files: load(&stats.quarantined),

@@ -1,34 +1,28 @@
-//! A chunk: one series' sorted, deduplicated points, compressed with pco.
+//! Chunk payloads: timestamps and values compressed with pco.
 //!
-//! Timestamps and values are compressed as two separate pco streams
-//! (timestamps as `i64`, values as `f64`). pco is lossless on the bit
-//! pattern, so NaN payloads, infinities and -0.0 come back bit-exact. The
-//! framing (lengths, counts, checksum) lives in the segment table; a chunk
-//! is only ever decoded after its checksum passed.
+//! Timestamps and values are two separate pco streams (timestamps as `i64`,
+//! values as `f64`): a segment stores each distinct timestamp column once,
+//! for every chunk that shares it, and each chunk's values on their own. pco
+//! is lossless on the bit pattern, so NaN payloads, infinities and -0.0 come
+//! back bit-exact. The framing (lengths, counts, checksums) lives in the
+//! segment table; a payload is only ever decoded after its checksum passed.
 
 use crate::types::Point;
 
-/// A chunk's two compressed streams.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Encoded {
-    pub timestamps: Vec<u8>,
-    pub values: Vec<u8>,
+/// Compresses sorted, distinct timestamps at pco `level` (0 to 12).
+pub fn encode_timestamps(timestamps: &[i64], level: usize) -> Result<Vec<u8>, String> {
+    let config = pco::ChunkConfig::default().with_compression_level(level);
+    let config = match scrape_interval(timestamps) {
+        Some(interval) => config.with_mode_spec(pco::ModeSpec::TryIntMult(interval)),
+        None => config,
+    };
+    pco::standalone::simple_compress(timestamps, &config).map_err(|e| e.to_string())
 }
 
-/// Compresses sorted, deduplicated points at pco `level` (0 to 12).
-pub fn encode(points: &[Point], level: usize) -> Result<Encoded, String> {
-    let (timestamps, values): (Vec<i64>, Vec<f64>) = points.iter().copied().unzip();
+/// Compresses values at pco `level` (0 to 12).
+pub fn encode_values(values: &[f64], level: usize) -> Result<Vec<u8>, String> {
     let config = pco::ChunkConfig::default().with_compression_level(level);
-    let ts_config = match scrape_interval(&timestamps) {
-        Some(interval) => config
-            .clone()
-            .with_mode_spec(pco::ModeSpec::TryIntMult(interval)),
-        None => config.clone(),
-    };
-    let timestamps =
-        pco::standalone::simple_compress(&timestamps, &ts_config).map_err(|e| e.to_string())?;
-    let values = pco::standalone::simple_compress(&values, &config).map_err(|e| e.to_string())?;
-    Ok(Encoded { timestamps, values })
+    pco::standalone::simple_compress(values, &config).map_err(|e| e.to_string())
 }
 
 /// The interval of regularly scraped timestamps, when there is one.
@@ -70,23 +64,51 @@ fn scrape_interval(timestamps: &[i64]) -> Option<u64> {
     u64::try_from(interval).ok()
 }
 
-/// Decompresses a chunk of `count` points.
-pub fn decode(timestamps: &[u8], values: &[u8], count: usize) -> Result<Vec<Point>, String> {
-    let ts: Vec<i64> = pco::standalone::simple_decompress(timestamps).map_err(|e| e.to_string())?;
-    let vs: Vec<f64> = pco::standalone::simple_decompress(values).map_err(|e| e.to_string())?;
-    if ts.len() != count || vs.len() != count {
+/// Decompresses `count` timestamps.
+pub fn decode_timestamps(bytes: &[u8], count: usize) -> Result<Vec<i64>, String> {
+    decode_counted(bytes, count, "timestamps")
+}
+
+/// Decompresses `count` values.
+pub fn decode_values(bytes: &[u8], count: usize) -> Result<Vec<f64>, String> {
+    decode_counted(bytes, count, "values")
+}
+
+fn decode_counted<T: pco::data_types::Number>(
+    bytes: &[u8],
+    count: usize,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let decoded: Vec<T> = pco::standalone::simple_decompress(bytes).map_err(|e| e.to_string())?;
+    if decoded.len() != count {
         return Err(format!(
-            "chunk holds {} timestamps and {} values, its table says {count}",
-            ts.len(),
-            vs.len()
+            "{} {what} decoded where the table says {count}",
+            decoded.len()
         ));
     }
-    Ok(ts.into_iter().zip(vs).collect())
+    Ok(decoded)
+}
+
+/// Pairs timestamps with values (both of the same length).
+pub fn zip(timestamps: &[i64], values: Vec<f64>) -> Vec<Point> {
+    timestamps.iter().copied().zip(values).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both streams of `points`, and the points decoded from them.
+    fn round_trip(points: &[Point], level: usize) -> (Vec<u8>, Vec<u8>, Vec<Point>) {
+        let (ts, vs): (Vec<i64>, Vec<f64>) = points.iter().copied().unzip();
+        let ts_bytes = encode_timestamps(&ts, level).unwrap();
+        let vs_bytes = encode_values(&vs, level).unwrap();
+        let back = zip(
+            &decode_timestamps(&ts_bytes, ts.len()).unwrap(),
+            decode_values(&vs_bytes, vs.len()).unwrap(),
+        );
+        (ts_bytes, vs_bytes, back)
+    }
 
     #[test]
     fn special_floats_round_trip_bit_exact() {
@@ -108,8 +130,7 @@ mod tests {
             .enumerate()
             .map(|(i, v)| (i as i64 * 10_000, *v))
             .collect();
-        let enc = encode(&points, 8).unwrap();
-        let back = decode(&enc.timestamps, &enc.values, points.len()).unwrap();
+        let (_, _, back) = round_trip(&points, 8);
         for (a, b) in points.iter().zip(&back) {
             assert_eq!(a.0, b.0);
             assert_eq!(a.1.to_bits(), b.1.to_bits());
@@ -126,17 +147,14 @@ mod tests {
                 )
             })
             .collect();
-        let enc = encode(&points, 8).unwrap();
-        let bytes = enc.timestamps.len() + enc.values.len();
+        let (ts, vs, back) = round_trip(&points, 8);
+        let bytes = ts.len() + vs.len();
         assert!(
             bytes < points.len() * 2,
             "{bytes} bytes for {} points",
             points.len()
         );
-        assert_eq!(
-            decode(&enc.timestamps, &enc.values, points.len()).unwrap(),
-            points
-        );
+        assert_eq!(back, points);
     }
 
     #[test]
@@ -155,16 +173,9 @@ mod tests {
             scrape_interval(&scraped.iter().map(|p| p.0).collect::<Vec<_>>()),
             Some(10_000)
         );
-        let enc = encode(&scraped, 8).unwrap();
-        assert!(
-            enc.timestamps.len() < 8640 * 3 / 4,
-            "{} bytes",
-            enc.timestamps.len()
-        );
-        assert_eq!(
-            decode(&enc.timestamps, &enc.values, scraped.len()).unwrap(),
-            scraped
-        );
+        let (ts, _, back) = round_trip(&scraped, 8);
+        assert!(ts.len() < 8640 * 3 / 4, "{} bytes", ts.len());
+        assert_eq!(back, scraped);
 
         let irregular: Vec<Point> = (0..500i64)
             .map(|i| (i * i * 37 + (i % 7) * 1000, 2.0))
@@ -173,17 +184,14 @@ mod tests {
             scrape_interval(&irregular.iter().map(|p| p.0).collect::<Vec<_>>()),
             None
         );
-        let enc = encode(&irregular, 8).unwrap();
-        assert_eq!(
-            decode(&enc.timestamps, &enc.values, irregular.len()).unwrap(),
-            irregular
-        );
+        assert_eq!(round_trip(&irregular, 8).2, irregular);
     }
 
     #[test]
     fn a_wrong_count_or_garbage_is_an_error() {
-        let enc = encode(&[(1, 1.0), (2, 2.0)], 4).unwrap();
-        assert!(decode(&enc.timestamps, &enc.values, 3).is_err());
-        assert!(decode(&[1, 2, 3], &enc.values, 2).is_err());
+        let (ts, vs, _) = round_trip(&[(1, 1.0), (2, 2.0)], 4);
+        assert!(decode_timestamps(&ts, 3).is_err());
+        assert!(decode_values(&vs, 1).is_err());
+        assert!(decode_timestamps(&[1, 2, 3], 2).is_err());
     }
 }

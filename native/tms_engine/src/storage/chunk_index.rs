@@ -167,7 +167,7 @@ impl ChunkIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::segment::ChunkMeta;
+    use crate::storage::segment::{ChunkMeta, Format};
     use std::path::PathBuf;
 
     fn segment(seq: u64, chunks: &[(SeriesId, i64, i64)]) -> Arc<Segment> {
@@ -176,19 +176,23 @@ mod tests {
             0,
             PathBuf::from(format!("{seq}.seg")),
             100,
-            chunks
-                .iter()
-                .map(|&(series, min_ts, max_ts)| ChunkMeta {
-                    series,
-                    min_ts,
-                    max_ts,
-                    count: 1,
-                    ts_len: 0,
-                    val_len: 0,
-                    crc: 0,
-                    offset: 0,
-                })
-                .collect(),
+            (
+                Format::V1,
+                Vec::new(),
+                chunks
+                    .iter()
+                    .map(|&(series, min_ts, max_ts)| ChunkMeta {
+                        series,
+                        min_ts,
+                        max_ts,
+                        count: 1,
+                        timestamps: 0,
+                        len: 0,
+                        crc: 0,
+                        offset: 0,
+                    })
+                    .collect(),
+            ),
             std::time::SystemTime::now(),
         ))
     }

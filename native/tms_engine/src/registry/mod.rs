@@ -10,16 +10,10 @@
 //! Durability: a new series is announced to the WAL (through the `on_create`
 //! callback, under the creation lock, so WAL order equals id order) before it
 //! becomes visible. The registry file is a snapshot written at flush time,
-//! before the WAL segments that announced its series are deleted.
-//!
-//! ## Snapshot file `registry.tms`
-//!
-//! ```text
-//! magic "TMSREG01" | version u32 | count u64 | count × series | crc32 u32
-//! series = a series key, encoded as series_key.rs says
-//! ```
-//! The CRC covers every byte before it. A file that fails it is an error at
-//! open: loading part of a registry would orphan the other series' data.
+//! before the WAL segments that announced its series are deleted; its
+//! format is in snapshot.rs.
+
+mod snapshot;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -30,16 +24,12 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
-use crate::codec::{framed, unframe, DecodeError};
 use crate::error::{EngineError, Result};
 use crate::files::write_atomic;
 use crate::hash::FastBuildHasher;
 use crate::index::{LabelIndex, Matcher};
-use crate::series_key::{self, SeriesKey};
+use crate::series_key::SeriesKey;
 use crate::types::SeriesId;
-
-const MAGIC: &[u8; 8] = b"TMSREG01";
-const VERSION: u32 = 1;
 
 /// The series of one metric, found by a hash of their labels.
 #[derive(Default)]
@@ -244,7 +234,7 @@ impl<H: BuildHasher> Registry<H> {
             if keys.len() as u64 == self.persisted_len.load(Ordering::Acquire) {
                 return Ok(());
             }
-            (encode_snapshot(&keys), keys.len() as u64)
+            (snapshot::encode(&keys), keys.len() as u64)
         };
         write_atomic(path, &bytes)?;
         self.persisted_len.store(count, Ordering::Release);
@@ -252,36 +242,14 @@ impl<H: BuildHasher> Registry<H> {
     }
 
     fn load_snapshot(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let corrupt = |e: DecodeError| EngineError::corrupt(path, e.0);
-        let file = unframe(bytes, MAGIC, "registry file").map_err(corrupt)?;
-        EngineError::check_version(path, file.version, VERSION)?;
-        if !file.checksum_ok {
-            return Err(EngineError::corrupt(path, "checksum mismatch"));
-        }
-        let mut r = file.body;
-        let count = r.u64("series count").map_err(corrupt)?;
-        for id in 0..count {
-            let key = series_key::decode_key(&mut r).map_err(corrupt)?;
+        let keys = snapshot::decode(path, bytes)?;
+        let count = keys.len() as u64;
+        for (id, key) in (0..).zip(keys) {
             self.insert(id, Arc::new(key));
-        }
-        if r.remaining() != 0 {
-            return Err(EngineError::corrupt(
-                path,
-                "trailing bytes after the last series",
-            ));
         }
         self.persisted_len.store(count, Ordering::Release);
         Ok(())
     }
-}
-
-fn encode_snapshot(keys: &[Arc<SeriesKey>]) -> Vec<u8> {
-    framed(MAGIC, VERSION, 8 + keys.len() * 64, |out| {
-        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-        for key in keys {
-            series_key::encode_key(out, key);
-        }
-    })
 }
 
 #[cfg(test)]
