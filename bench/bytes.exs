@@ -2,7 +2,7 @@
 # scraped (one host per target), Tms against VictoriaMetrics in one run.
 # Both get the same Prometheus text bodies, one per scrape of one target,
 # then merge everything: VictoriaMetrics' force_flush and force_merge, and
-# Tms.compact/1. Bytes are the whole data directory of each (`du -sb`):
+# Tms.compact/1 (after four flushes along the way). Bytes are the whole data directory of each (`du -sb`):
 # VictoriaMetrics' includes its index, Tms' its registry and manifest.
 #
 #   MIX_ENV=bench mix run bench/bytes.exs
@@ -42,7 +42,15 @@ Victoria.stop(vm)
 dir = Path.join(System.tmp_dir!(), "tms_bench_bytes")
 File.rm_rf!(dir)
 {:ok, _} = Tms.start_link(name: :bytes, data_dir: dir)
-Enum.each(bodies, fn b -> {:ok, _} = Tms.import(:bytes, :prometheus_text, b) end)
+# Flushed every ten minutes of data, as buffers would be over a day, so
+# compaction has segments to merge.
+bodies
+|> Enum.chunk_every(div(length(bodies), 4) + 1)
+|> Enum.each(fn part ->
+  Enum.each(part, fn b -> {:ok, _} = Tms.import(:bytes, :prometheus_text, b) end)
+  :ok = Tms.flush(:bytes)
+end)
+
 {:ok, compacted} = Tms.compact(:bytes)
 info = Tms.info!(:bytes)
 tms_bytes = du.(dir)

@@ -11,8 +11,9 @@ defmodule Tms.Bench.RealData do
   @doc """
   `{series, scrapes}`: `series` a tuple of `{metric, labels}` (labels a
   sorted list of pairs, empty values kept as scraped); `scrapes` a list of
-  one target's samples at one time, each `{series index, ts_ms, value}`
-  with `:nan`, `:infinity`, `:neg_infinity` for the special floats.
+  one target's samples at one time, in time order, each `{series index,
+  ts_ms, value}` with `:nan`, `:infinity`, `:neg_infinity` for the special
+  floats.
   """
   def load do
     rows = @path |> File.read!() |> :zlib.gunzip() |> String.split("\n", trim: true)
@@ -36,7 +37,12 @@ defmodule Tms.Bench.RealData do
       series |> elem(i) |> elem(1) |> Enum.filter(fn {k, _} -> k in ["job", "instance"] end)
     end
 
-    scrapes = rows |> Enum.group_by(fn {i, ts, _} -> {target.(i), ts} end) |> Map.values()
+    scrapes =
+      rows
+      |> Enum.group_by(fn {i, ts, _} -> {target.(i), ts} end)
+      |> Enum.sort_by(fn {{_target, ts}, _} -> ts end)
+      |> Enum.map(fn {_, samples} -> samples end)
+
     {series, scrapes}
   end
 

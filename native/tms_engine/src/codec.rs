@@ -80,11 +80,14 @@ impl<'a> Reader<'a> {
         self.utf8(len, what)
     }
 
-    /// Reads a LEB128 varint (at most 10 bytes).
+    /// Reads a LEB128 varint (at most 10 bytes, no bits past 64).
     pub fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.take(1, what)?[0];
+            if shift == 63 && byte > 1 {
+                return Err(DecodeError(format!("{what}: varint past 64 bits")));
+            }
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 return Ok(value);
@@ -224,6 +227,9 @@ mod tests {
         assert_eq!(r.str_varint(8, "s").unwrap(), "ü");
         assert_eq!(r.remaining(), 0);
         assert!(Reader::new(&[0xff; 11]).varint("v").is_err());
+        let mut past_64 = vec![0xff; 9];
+        past_64.push(0x02);
+        assert!(Reader::new(&past_64).varint("v").is_err());
         assert!(Reader::new(&[0x80]).varint("v").is_err());
         assert!(Reader::new(&[3, b'a', b'b', b'c'])
             .str_varint(2, "s")

@@ -97,3 +97,66 @@ fn a_query_racing_compaction_reads_the_merged_segment() {
     }
     reader.join().unwrap();
 }
+
+#[test]
+fn compaction_and_retention_keep_timestamp_columns_shared() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // Three scrape targets of five series each; a target's series share
+    // timestamps, which jitter differently per target.
+    let ids = series(&engine, 15);
+    let mut model: BTreeMap<u64, Vec<(i64, u64)>> = BTreeMap::new();
+    for round in 0..3i64 {
+        let mut entries = Vec::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let target = i as i64 / 5;
+            for k in 0..30 {
+                let ts = (round * 30 + k) * 10 + (k * 7 + target) % 5;
+                // Series 5 misses one scrape: a column of its own.
+                if i == 5 && round == 1 && k == 3 {
+                    continue;
+                }
+                let value = if i % 2 == 0 {
+                    1.0
+                } else {
+                    (ts * i as i64) as f64
+                };
+                entries.push((id, ts, value));
+            }
+        }
+        engine.write_raw(&raw(&entries)).unwrap();
+        engine.flush(FlushScope::All).unwrap();
+        for &(id, ts, v) in &entries {
+            model.entry(id).or_default().push((ts, v.to_bits()));
+        }
+    }
+    let flushed = common::segment_files(dir.path(), 0);
+    assert_eq!(flushed.len(), 3);
+    let (first, _) = tms_engine::storage::segment::open(&flushed[0]).unwrap();
+    assert_eq!((first.columns.len(), first.chunks.len()), (3, 15));
+
+    // Retention cuts into the partition: compaction drops those points
+    // from every series of a target alike, so they still share.
+    engine.delete_before(150, false).unwrap();
+    for points in model.values_mut() {
+        points.retain(|p| p.0 >= 150);
+    }
+    engine.compact(std::time::Duration::ZERO).unwrap();
+    let merged = common::segment_files(dir.path(), 0);
+    assert_eq!(merged.len(), 1);
+    let (segment, _) = tms_engine::storage::segment::open(&merged[0]).unwrap();
+    assert_eq!((segment.columns.len(), segment.chunks.len()), (4, 15));
+    for (&id, expected) in &model {
+        assert_eq!(&points(&engine, id), expected, "series {id}");
+    }
+    drop(engine);
+    let engine = open(dir.path());
+    for (&id, expected) in &model {
+        assert_eq!(
+            &points(&engine, id),
+            expected,
+            "series {id} after reopening"
+        );
+    }
+}

@@ -348,3 +348,26 @@ fn a_segment_the_manifest_never_listed_is_a_leftover_moved_to_quarantine() {
     assert_eq!(engine.info().leftover_segments, 0);
     assert_eq!(points(&engine, id).len(), 2);
 }
+
+#[test]
+fn a_segment_copied_over_another_is_quarantined_not_read_as_that_one() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let ids = series(&engine, 2);
+        for t in [10, 20] {
+            engine
+                .write_raw(&raw(&[(ids[0], t, 1.0), (ids[1], t, 2.0)]))
+                .unwrap();
+            engine.flush(FlushScope::All).unwrap();
+        }
+    }
+    let segs = common::segment_files(dir.path(), 0);
+    assert_eq!(segs.len(), 2);
+    fs::copy(&segs[0], &segs[1]).unwrap();
+    let engine = open(dir.path());
+    let info = engine.info();
+    assert_eq!((info.quarantined_files, info.segments), (1, 1));
+    // Only the real first segment answers; nothing is read twice.
+    assert_eq!(points(&engine, 0), vec![(10, 1.0f64.to_bits())]);
+}

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use super::stats::Stats;
 use super::Engine;
 use crate::error::{EngineError, Result};
+use moka::sync::Cache;
+
+use crate::storage::segment::ColumnCache;
 use crate::storage::{ChunkRef, Segment};
 use crate::types::Point;
 
@@ -36,6 +39,19 @@ pub(super) fn is_damage(err: &EngineError) -> bool {
     )
 }
 
+/// The engine's cache of decoded timestamp columns, shared by every query.
+struct SharedColumns<'a>(&'a Cache<(u64, u32), Arc<[i64]>>);
+
+impl ColumnCache for SharedColumns<'_> {
+    fn get(&mut self, segment: &Segment, column: usize) -> Option<Arc<[i64]>> {
+        self.0.get(&(segment.seq, column as u32))
+    }
+
+    fn put(&mut self, segment: &Segment, column: usize, timestamps: Arc<[i64]>) {
+        self.0.insert((segment.seq, column as u32), timestamps);
+    }
+}
+
 impl Engine {
     /// A chunk's points, from the cache or read and decoded.
     pub(super) fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
@@ -51,8 +67,10 @@ impl Engine {
                 format!("chunk {} is damaged (found earlier)", chunk.index),
             ));
         }
-        let segment = &chunk.segment;
-        match segment.read_chunk(chunk.index, |c| self.column(segment, c)) {
+        match chunk
+            .segment
+            .read_chunk(chunk.index, &mut SharedColumns(&self.columns))
+        {
             Ok(points) => {
                 let points = Arc::new(points);
                 self.cache.insert(key, Arc::clone(&points));
@@ -65,16 +83,6 @@ impl Engine {
                 Err(err)
             }
         }
-    }
-
-    /// A timestamp column of `segment`, from the cache or read and decoded
-    /// (once, however many readers ask at the same time).
-    fn column(&self, segment: &Segment, column: usize) -> Result<Arc<[i64]>> {
-        self.columns
-            .try_get_with((segment.seq, column as u32), || {
-                segment.read_column(column).map(Arc::from)
-            })
-            .map_err(|e| (*e).clone())
     }
 
     /// Segments holding a chunk found damaged.

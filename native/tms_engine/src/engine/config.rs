@@ -24,7 +24,8 @@ pub struct Config {
     pub max_series: u64,
     /// pco compression level, 0 to 12.
     pub compression_level: usize,
-    /// Size bound of the decoded-chunk cache.
+    /// Size bound of the caches of decoded chunks and (an eighth of it)
+    /// decoded timestamp columns.
     pub cache_bytes: u64,
     /// Largest accepted `|timestamp|`.
     pub max_abs_timestamp: i64,

@@ -211,7 +211,8 @@ impl Engine {
         let mut all: Vec<_> = chunks_of.into_iter().collect();
         // Series whose chunks use the same columns merge to the same
         // timestamps: side by side, they land in one round and share a
-        // column in the merged segment too.
+        // column in the merged segment too. (Sharing is found per round: a
+        // group cut by a round's end stores its column twice.)
         all.sort_by_cached_key(|(series, chunks)| {
             let columns: Vec<_> = chunks
                 .iter()
@@ -242,14 +243,7 @@ impl Engine {
                 let mut decoded = Vec::with_capacity(chunks.len());
                 for chunk in chunks {
                     let segment = &chunk.segment;
-                    let read = segment.read_chunk(chunk.index, |c| {
-                        if let Some(ts) = columns.get(&(segment.seq, c)) {
-                            return Ok(Arc::clone(ts));
-                        }
-                        let ts: Arc<[i64]> = segment.read_column(c)?.into();
-                        columns.insert((segment.seq, c), Arc::clone(&ts));
-                        Ok(ts)
-                    });
+                    let read = segment.read_chunk(chunk.index, &mut columns);
                     match read {
                         Ok(points) => decoded.push(points),
                         Err(err) if is_damage(&err) => {

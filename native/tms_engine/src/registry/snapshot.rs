@@ -106,9 +106,22 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Vec<SeriesKey>, DecodeError> {
     (0..count).map(|_| series_key::decode_key(r)).collect()
 }
 
+/// Bytes of keys a format-2 snapshot may spell per byte of its own, past
+/// [`SPELLED_ALLOWANCE`]. Keys copy the strings they refer to, so a small
+/// crafted file could otherwise spell gigabytes; a real registry spells
+/// about four times its size, and no key can spell more than about 2,000
+/// times its share of the file.
+const SPELLED_PER_BYTE: u64 = 1024;
+const SPELLED_ALLOWANCE: u64 = 64 << 20;
+
 fn decode_v2(r: &mut Reader<'_>) -> Result<Vec<SeriesKey>, DecodeError> {
-    // Counts are bounded by the bytes left, so a flipped count cannot
-    // reserve gigabytes.
+    let budget = (r.remaining() as u64).saturating_mul(SPELLED_PER_BYTE) + SPELLED_ALLOWANCE;
+    decode_v2_within(r, budget)
+}
+
+/// Format-2 keys spelling at most `budget` bytes in all. Counts are bounded
+/// by the bytes left, so a flipped count cannot reserve gigabytes either.
+fn decode_v2_within(r: &mut Reader<'_>, mut budget: u64) -> Result<Vec<SeriesKey>, DecodeError> {
     let string_count = r.varint("string count")?;
     let mut strings = Vec::with_capacity(bounded(string_count, r));
     for _ in 0..string_count {
@@ -130,6 +143,10 @@ fn decode_v2(r: &mut Reader<'_>) -> Result<Vec<SeriesKey>, DecodeError> {
         for _ in 0..labels {
             pairs.push((string(r, "label name")?, string(r, "label value")?));
         }
+        let spelled = metric.len() + pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        budget = budget.checked_sub(spelled as u64).ok_or_else(|| {
+            DecodeError("the keys spell far more bytes than a registry of this size can".into())
+        })?;
         keys.push(series_key::checked_key(metric, pairs)?);
     }
     Ok(keys)
@@ -168,6 +185,25 @@ mod tests {
         assert_eq!(back, keys.iter().map(|k| (**k).clone()).collect::<Vec<_>>());
         let text = String::from_utf8_lossy(&bytes);
         assert_eq!(text.matches("node").count(), 1, "one copy of a string");
+    }
+
+    #[test]
+    fn keys_spelling_past_the_budget_are_refused() {
+        let value = "v".repeat(4096);
+        let keys: Vec<Arc<SeriesKey>> = (0..10)
+            .map(|i| {
+                Arc::new(SeriesKey::new(
+                    "m",
+                    &[("a", value.as_str()), ("i", &i.to_string())],
+                ))
+            })
+            .collect();
+        let bytes = encode(&keys);
+        let path = Path::new("registry.tms");
+        let body = || unframe(&bytes, MAGIC, "registry").unwrap().body;
+        assert_eq!(decode_v2_within(&mut body(), 10 * 4100).unwrap().len(), 10);
+        assert!(decode_v2_within(&mut body(), 9 * 4100).is_err());
+        assert_eq!(decode(path, &bytes).unwrap().len(), 10);
     }
 
     #[test]

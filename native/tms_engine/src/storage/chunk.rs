@@ -19,10 +19,48 @@ pub fn encode_timestamps(timestamps: &[i64], level: usize) -> Result<Vec<u8>, St
     pco::standalone::simple_compress(timestamps, &config).map_err(|e| e.to_string())
 }
 
-/// Compresses values at pco `level` (0 to 12).
+/// How a chunk's values are stored: the first byte of their payload.
+const PCO_FLOATS: u8 = 0;
+/// One value repeated (8 bytes): two thirds of real exporter series are
+/// constant over a partition, and pco spends about 29 bytes on one.
+const CONSTANT: u8 = 1;
+/// Exact integers as pco `i64`: counters, about 6% smaller on real ones.
+const PCO_INTEGERS: u8 = 2;
+
+/// Compresses non-empty values at pco `level` (0 to 12), in the smallest
+/// exact form: a constant, integers, or floats.
 pub fn encode_values(values: &[f64], level: usize) -> Result<Vec<u8>, String> {
     let config = pco::ChunkConfig::default().with_compression_level(level);
-    pco::standalone::simple_compress(values, &config).map_err(|e| e.to_string())
+    let first = values.first().ok_or("no values to compress")?.to_bits();
+    if values.iter().all(|v| v.to_bits() == first) {
+        let mut out = vec![CONSTANT];
+        out.extend_from_slice(&first.to_le_bytes());
+        return Ok(out);
+    }
+    // Exact only when each value comes back with its bits (not -0.0, not
+    // past 2^53, where i64 and f64 part ways).
+    let integers: Option<Vec<i64>> = values
+        .iter()
+        .map(|&v| {
+            let i = v as i64;
+            (v.abs() < 9.0e15 && (i as f64).to_bits() == v.to_bits()).then_some(i)
+        })
+        .collect();
+    let (tag, compressed) = match integers {
+        Some(integers) => (
+            PCO_INTEGERS,
+            pco::standalone::simple_compress(&integers, &config),
+        ),
+        None => (
+            PCO_FLOATS,
+            pco::standalone::simple_compress(values, &config),
+        ),
+    };
+    let compressed = compressed.map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(1 + compressed.len());
+    out.push(tag);
+    out.extend_from_slice(&compressed);
+    Ok(out)
 }
 
 /// The interval of regularly scraped timestamps, when there is one.
@@ -69,8 +107,27 @@ pub fn decode_timestamps(bytes: &[u8], count: usize) -> Result<Vec<i64>, String>
     decode_counted(bytes, count, "timestamps")
 }
 
-/// Decompresses `count` values.
+/// Decompresses `count` values written by [`encode_values`].
 pub fn decode_values(bytes: &[u8], count: usize) -> Result<Vec<f64>, String> {
+    match bytes.split_first() {
+        Some((&PCO_FLOATS, pco)) => decode_counted(pco, count, "values"),
+        Some((&PCO_INTEGERS, pco)) => {
+            let integers: Vec<i64> = decode_counted(pco, count, "values")?;
+            Ok(integers.into_iter().map(|i| i as f64).collect())
+        }
+        Some((&CONSTANT, bits)) => {
+            let bits: [u8; 8] = bits
+                .try_into()
+                .map_err(|_| format!("a constant of {} bytes", bits.len()))?;
+            Ok(vec![f64::from_bits(u64::from_le_bytes(bits)); count])
+        }
+        Some((tag, _)) => Err(format!("unknown values encoding {tag}")),
+        None => Err("no values".into()),
+    }
+}
+
+/// Decompresses `count` values of a format-1 chunk (pco floats, untagged).
+pub fn decode_untagged_values(bytes: &[u8], count: usize) -> Result<Vec<f64>, String> {
     decode_counted(bytes, count, "values")
 }
 
@@ -185,6 +242,32 @@ mod tests {
             None
         );
         assert_eq!(round_trip(&irregular, 8).2, irregular);
+    }
+
+    #[test]
+    fn constants_and_integers_take_their_small_forms_bit_exact() {
+        let forms = |values: &[f64]| {
+            let bytes = encode_values(values, 8).unwrap();
+            let back = decode_values(&bytes, values.len()).unwrap();
+            let same = values
+                .iter()
+                .zip(&back)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same && back.len() == values.len(), "{values:?}");
+            (bytes[0], bytes.len())
+        };
+        assert_eq!(forms(&[f64::NAN; 100]), (CONSTANT, 9));
+        assert_eq!(forms(&[-0.0; 3]), (CONSTANT, 9));
+        let counter: Vec<f64> = (0..500).map(|i| (i * i) as f64).collect();
+        assert_eq!(forms(&counter).0, PCO_INTEGERS);
+        // Integers the i64 path would not give back exactly stay floats.
+        assert_eq!(forms(&[1.0, -0.0, 2.0]).0, PCO_FLOATS);
+        assert_eq!(forms(&[1.0, 2.0f64.powi(60)]).0, PCO_FLOATS);
+        assert_eq!(forms(&[1.0, f64::INFINITY]).0, PCO_FLOATS);
+        assert_eq!(forms(&[1.5, 2.0]).0, PCO_FLOATS);
+        assert!(decode_values(&[CONSTANT, 1, 2], 1).is_err());
+        assert!(decode_values(&[9, 1, 2], 1).is_err());
+        assert!(decode_values(&[], 1).is_err());
     }
 
     #[test]

@@ -64,7 +64,22 @@ pub fn load_segments(layout: &Layout, index: &ChunkIndex) -> Result<Loaded> {
             if let Some((_, seq)) = id_from_path(&path) {
                 loaded.max_seq = loaded.max_seq.max(seq);
             }
-            match segment::open(&path) {
+            // A file must be the segment its path names: two files claiming
+            // one number would share cache entries.
+            let opened = segment::open(&path).and_then(|(segment, read)| {
+                if id_from_path(&path) == Some((segment.partition, segment.seq)) {
+                    Ok((segment, read))
+                } else {
+                    Err(EngineError::corrupt(
+                        &path,
+                        format!(
+                            "its header names segment {} of partition {}, not the one its path names",
+                            segment.seq, segment.partition
+                        ),
+                    ))
+                }
+            });
+            match opened {
                 Ok((segment, _))
                     if listed
                         .as_ref()

@@ -8,8 +8,9 @@
 //!          | partition i64 | seq u64 | tables crc32 u32 | header crc32 u32 (bytes before it)
 //! columns  column count × (min ts i64 | max ts i64 | points u32 | bytes u32 | crc32 u32)
 //! chunks   chunk count × (series u64 | column u32 | bytes u32 | crc32 u32), sorted by series
-//! payload  every column's pco timestamps in table order, then every chunk's
-//!          pco values in table order (offsets follow from the lengths)
+//! payload  chunks' values (tagged, see chunk.rs) in table order, each column's
+//!          pco timestamps right before the first chunk using it (offsets
+//!          follow from the lengths)
 //! ```
 //!
 //! Format 1, still read (compaction rewrites it as format 2):
@@ -50,23 +51,37 @@ const V1_CHUNK_LEN: usize = 48;
 pub fn write(path: &Path, seq: u64, partition: i64, mut input: SegmentInput) -> Result<Segment> {
     input.chunks.sort_unstable_by_key(|c| c.series);
     let too_big = |_| EngineError::invalid("a chunk larger than 4 GiB cannot be written");
+    let column_lens = input
+        .columns
+        .iter()
+        .map(|c| u32::try_from(c.bytes.len()).map_err(too_big))
+        .collect::<Result<Vec<u32>>>()?;
+    let chunk_refs = input
+        .chunks
+        .iter()
+        .map(|c| {
+            Ok((
+                c.column as u32,
+                u32::try_from(c.bytes.len()).map_err(too_big)?,
+            ))
+        })
+        .collect::<Result<Vec<(u32, u32)>>>()?;
     let tables_len = input.columns.len() * COLUMN_LEN + input.chunks.len() * CHUNK_LEN;
-    let payload_len: usize = input.columns.iter().map(|c| c.bytes.len()).sum::<usize>()
-        + input.chunks.iter().map(|c| c.bytes.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(HEADER_LEN + tables_len + payload_len);
+    let payload_start = (HEADER_LEN + tables_len) as u64;
+    let layout = lay_out(&column_lens, &chunk_refs, payload_start)
+        .map_err(|e| EngineError::internal(format!("segment layout: {e}")))?;
+    let mut out = Vec::with_capacity(layout.end as usize);
     out.resize(HEADER_LEN, 0);
-    let mut offset = (HEADER_LEN + tables_len) as u64;
     let mut columns = Vec::with_capacity(input.columns.len());
-    for c in &input.columns {
+    for (c, &offset) in input.columns.iter().zip(&layout.columns) {
         let meta = ColumnMeta {
             min_ts: c.min_ts,
             max_ts: c.max_ts,
             count: u32::try_from(c.count).map_err(too_big)?,
-            len: u32::try_from(c.bytes.len()).map_err(too_big)?,
+            len: c.bytes.len() as u32,
             crc: crc32fast::hash(&c.bytes),
             offset,
         };
-        offset += c.bytes.len() as u64;
         out.extend_from_slice(&meta.min_ts.to_le_bytes());
         out.extend_from_slice(&meta.max_ts.to_le_bytes());
         out.extend_from_slice(&meta.count.to_le_bytes());
@@ -75,21 +90,18 @@ pub fn write(path: &Path, seq: u64, partition: i64, mut input: SegmentInput) -> 
         columns.push(meta);
     }
     let mut chunks = Vec::with_capacity(input.chunks.len());
-    for c in &input.chunks {
-        let column = columns
-            .get(c.column)
-            .ok_or_else(|| EngineError::internal("a chunk refers to a column not written"))?;
+    for (c, &offset) in input.chunks.iter().zip(&layout.chunks) {
+        let column = &columns[c.column];
         let meta = ChunkMeta {
             series: c.series,
             min_ts: column.min_ts,
             max_ts: column.max_ts,
             count: column.count,
             timestamps: c.column as u32,
-            len: u32::try_from(c.bytes.len()).map_err(too_big)?,
+            len: c.bytes.len() as u32,
             crc: crc32fast::hash(&c.bytes),
             offset,
         };
-        offset += c.bytes.len() as u64;
         out.extend_from_slice(&meta.series.to_le_bytes());
         out.extend_from_slice(&meta.timestamps.to_le_bytes());
         out.extend_from_slice(&meta.len.to_le_bytes());
@@ -97,10 +109,11 @@ pub fn write(path: &Path, seq: u64, partition: i64, mut input: SegmentInput) -> 
         chunks.push(meta);
     }
     let tables_crc = crc32fast::hash(&out[HEADER_LEN..]);
-    for c in &input.columns {
-        out.extend_from_slice(&c.bytes);
-    }
+    let mut placed = vec![false; columns.len()];
     for c in &input.chunks {
+        if !std::mem::replace(&mut placed[c.column], true) {
+            out.extend_from_slice(&input.columns[c.column].bytes);
+        }
         out.extend_from_slice(&c.bytes);
     }
     let count = |n: usize| {
@@ -124,6 +137,50 @@ pub fn write(path: &Path, seq: u64, partition: i64, mut input: SegmentInput) -> 
         (Format::V2, columns, chunks),
         SystemTime::now(),
     ))
+}
+
+/// Where the payloads of a format-2 file lie.
+struct Layout {
+    columns: Vec<u64>,
+    chunks: Vec<u64>,
+    end: u64,
+}
+
+/// The payload layout of format 2, which writer and reader share: chunks in
+/// table order, each column right before the first chunk that uses it (so
+/// reading a series whose column is its own, or first, is one read).
+/// `chunks` are `(column, length)`; every column must be used.
+fn lay_out(
+    column_lens: &[u32],
+    chunks: &[(u32, u32)],
+    start: u64,
+) -> std::result::Result<Layout, String> {
+    const UNPLACED: u64 = u64::MAX;
+    let mut layout = Layout {
+        columns: vec![UNPLACED; column_lens.len()],
+        chunks: Vec::with_capacity(chunks.len()),
+        end: start,
+    };
+    // At most 2^32 entries of at most 4 GiB each: u64 offsets cannot
+    // overflow, but saturating arithmetic costs nothing here.
+    for (i, &(column, len)) in chunks.iter().enumerate() {
+        let Some(&column_len) = column_lens.get(column as usize) else {
+            return Err(format!(
+                "chunk {i} refers to column {column} of {}",
+                column_lens.len()
+            ));
+        };
+        if layout.columns[column as usize] == UNPLACED {
+            layout.columns[column as usize] = layout.end;
+            layout.end = layout.end.saturating_add(u64::from(column_len));
+        }
+        layout.chunks.push(layout.end);
+        layout.end = layout.end.saturating_add(u64::from(len));
+    }
+    if let Some(unused) = layout.columns.iter().position(|&o| o == UNPLACED) {
+        return Err(format!("column {unused} is used by no chunk"));
+    }
+    Ok(layout)
 }
 
 /// The fixed-size header of a format-2 file.
@@ -259,8 +316,8 @@ fn read_table(
     Ok(table)
 }
 
-/// The columns and chunks of a format-2 table, their offsets laid end to
-/// end after the tables, which must end exactly where the file does.
+/// The columns and chunks of a format-2 table, their offsets laid out as
+/// the writer did, ending exactly where the file does.
 fn v2_tables(
     table: &[u8],
     columns: usize,
@@ -269,12 +326,6 @@ fn v2_tables(
     file_bytes: u64,
 ) -> std::result::Result<(Format, Vec<ColumnMeta>, Vec<ChunkMeta>), String> {
     let mut r = Reader::new(table);
-    let mut offset = header_len + table.len() as u64;
-    let mut advance = |len: u32| {
-        let at = offset;
-        offset += u64::from(len);
-        at
-    };
     let e = |e: DecodeError| e.0;
     let mut column_metas = Vec::with_capacity(columns);
     for i in 0..columns {
@@ -293,32 +344,44 @@ fn v2_tables(
             count,
             len,
             crc,
-            offset: advance(len),
+            offset: 0,
         });
     }
-    let mut chunk_metas = Vec::with_capacity(chunks);
-    for i in 0..chunks {
+    let mut entries = Vec::with_capacity(chunks);
+    for _ in 0..chunks {
         let (series, column) = (r.u64("series").map_err(e)?, r.u32("column").map_err(e)?);
         let (len, crc) = (r.u32("bytes").map_err(e)?, r.u32("crc").map_err(e)?);
-        let Some(c) = column_metas.get(column as usize) else {
-            return Err(format!("chunk {i} refers to column {column} of {columns}"));
-        };
-        chunk_metas.push(ChunkMeta {
-            series,
-            min_ts: c.min_ts,
-            max_ts: c.max_ts,
-            count: c.count,
-            timestamps: column,
-            len,
-            crc,
-            offset: advance(len),
-        });
+        entries.push((series, column, len, crc));
     }
-    if offset != file_bytes {
+    let column_lens: Vec<u32> = column_metas.iter().map(|c| c.len).collect();
+    let refs: Vec<(u32, u32)> = entries.iter().map(|&(_, c, len, _)| (c, len)).collect();
+    let layout = lay_out(&column_lens, &refs, header_len + table.len() as u64)?;
+    if layout.end != file_bytes {
         return Err(format!(
-            "the tables account for {offset} bytes, the file has {file_bytes}"
+            "the tables account for {} bytes, the file has {file_bytes}",
+            layout.end
         ));
     }
+    for (meta, offset) in column_metas.iter_mut().zip(layout.columns) {
+        meta.offset = offset;
+    }
+    let chunk_metas = entries
+        .into_iter()
+        .zip(layout.chunks)
+        .map(|((series, column, len, crc), offset)| {
+            let c = &column_metas[column as usize];
+            ChunkMeta {
+                series,
+                min_ts: c.min_ts,
+                max_ts: c.max_ts,
+                count: c.count,
+                timestamps: column,
+                len,
+                crc,
+                offset,
+            }
+        })
+        .collect();
     Ok((Format::V2, column_metas, chunk_metas))
 }
 

@@ -15,6 +15,7 @@ mod format;
 
 pub use format::{open, write};
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -132,74 +133,123 @@ impl Segment {
         (self.format == Format::V2).then_some(meta.timestamps as usize)
     }
 
-    /// Reads, verifies and decodes timestamp column `column`.
-    pub fn read_column(&self, column: usize) -> Result<Vec<i64>> {
-        let meta = self
-            .columns
-            .get(column)
-            .ok_or_else(|| EngineError::corrupt(&self.path, format!("no column {column}")))?;
-        let bytes = self.read_verified(meta.offset, meta.len, meta.crc, || {
-            format!("timestamp column {column}")
-        })?;
-        chunk::decode_timestamps(&bytes, meta.count as usize)
-            .map_err(|e| EngineError::corrupt(&self.path, format!("column {column}: {e}")))
-    }
-
-    /// Reads, verifies and decodes chunk `index`. `column` answers the
-    /// decoded timestamps of a column (so a caller can share them between
-    /// the chunks that use it); V1 chunks carry their own.
-    pub fn read_chunk(
-        &self,
-        index: usize,
-        column: impl FnOnce(usize) -> Result<Arc<[i64]>>,
-    ) -> Result<Vec<Point>> {
+    /// Reads, verifies and decodes chunk `index`, taking its column's
+    /// timestamps from `columns` when kept there and keeping them there
+    /// when read. A column stored right before the chunk (its first user)
+    /// is read with the values in one read.
+    pub fn read_chunk(&self, index: usize, columns: &mut dyn ColumnCache) -> Result<Vec<Point>> {
         let meta = self
             .chunks
             .get(index)
             .ok_or_else(|| EngineError::corrupt(&self.path, format!("no chunk {index}")))?;
         let what = || format!("chunk of series {}", meta.series);
-        let payload = self.read_verified(meta.offset, meta.len, meta.crc, what)?;
-        let count = meta.count as usize;
         let corrupt = |e: String| EngineError::corrupt(&self.path, format!("{}: {e}", what()));
-        match self.format {
-            Format::V1 => {
-                let (ts, values) = payload.split_at(meta.timestamps as usize);
-                let ts = chunk::decode_timestamps(ts, count).map_err(corrupt)?;
-                let values = chunk::decode_values(values, count).map_err(corrupt)?;
-                Ok(chunk::zip(&ts, values))
-            }
-            Format::V2 => {
-                let ts = column(meta.timestamps as usize)?;
-                if ts.len() != count {
-                    return Err(corrupt(format!(
-                        "its column holds {} timestamps, its table says {count}",
-                        ts.len()
-                    )));
-                }
-                let values = chunk::decode_values(&payload, count).map_err(corrupt)?;
-                Ok(chunk::zip(&ts, values))
-            }
+        let count = meta.count as usize;
+        let file = File::open(&self.path).map_err(io_err("open", &self.path))?;
+        if self.format == Format::V1 {
+            let payload = self.read_verified(&file, meta.offset, meta.len, meta.crc, &what)?;
+            let (ts, values) = payload.split_at(meta.timestamps as usize);
+            let ts = chunk::decode_timestamps(ts, count).map_err(corrupt)?;
+            let values = chunk::decode_untagged_values(values, count).map_err(corrupt)?;
+            return Ok(chunk::zip(&ts, values));
         }
+        let c = meta.timestamps as usize;
+        let (ts, values) = match columns.get(self, c) {
+            Some(ts) => {
+                let values = self.read_verified(&file, meta.offset, meta.len, meta.crc, &what)?;
+                (ts, values)
+            }
+            None => {
+                let column = self
+                    .columns
+                    .get(c)
+                    .ok_or_else(|| corrupt(format!("no column {c}")))?;
+                let column_what = || format!("timestamp column {c}");
+                let (column_bytes, values) = if column.offset + u64::from(column.len) == meta.offset
+                {
+                    let len = column.len + meta.len;
+                    let mut both = self.read_bytes(&file, column.offset, len)?;
+                    let values = both.split_off(column.len as usize);
+                    self.verify(&both, column.crc, &column_what)?;
+                    self.verify(&values, meta.crc, &what)?;
+                    (both, values)
+                } else {
+                    let column_bytes = self.read_verified(
+                        &file,
+                        column.offset,
+                        column.len,
+                        column.crc,
+                        &column_what,
+                    )?;
+                    let values =
+                        self.read_verified(&file, meta.offset, meta.len, meta.crc, &what)?;
+                    (column_bytes, values)
+                };
+                let ts: Arc<[i64]> = chunk::decode_timestamps(&column_bytes, column.count as usize)
+                    .map_err(|e| EngineError::corrupt(&self.path, format!("column {c}: {e}")))?
+                    .into();
+                columns.put(self, c, Arc::clone(&ts));
+                (ts, values)
+            }
+        };
+        if ts.len() != count {
+            return Err(corrupt(format!(
+                "its column holds {} timestamps, its table says {count}",
+                ts.len()
+            )));
+        }
+        let values = chunk::decode_values(&values, count).map_err(corrupt)?;
+        Ok(chunk::zip(&ts, values))
+    }
+
+    fn read_bytes(&self, file: &File, offset: u64, len: u32) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len as usize];
+        read_at(file, &self.path, &mut bytes, offset, self.file_bytes)?;
+        Ok(bytes)
+    }
+
+    fn verify(&self, bytes: &[u8], crc: u32, what: &dyn Fn() -> String) -> Result<()> {
+        if crc32fast::hash(bytes) == crc {
+            return Ok(());
+        }
+        Err(EngineError::corrupt(
+            &self.path,
+            format!("{} fails its checksum", what()),
+        ))
     }
 
     /// `len` bytes at `offset` whose checksum must be `crc`.
     fn read_verified(
         &self,
+        file: &File,
         offset: u64,
         len: u32,
         crc: u32,
-        what: impl Fn() -> String,
+        what: &dyn Fn() -> String,
     ) -> Result<Vec<u8>> {
-        let file = File::open(&self.path).map_err(io_err("open", &self.path))?;
-        let mut bytes = vec![0u8; len as usize];
-        read_at(&file, &self.path, &mut bytes, offset, self.file_bytes)?;
-        if crc32fast::hash(&bytes) != crc {
-            return Err(EngineError::corrupt(
-                &self.path,
-                format!("{} fails its checksum", what()),
-            ));
-        }
+        let bytes = self.read_bytes(file, offset, len)?;
+        self.verify(&bytes, crc, what)?;
         Ok(bytes)
+    }
+}
+
+/// Decoded timestamp columns a reader keeps between chunk reads.
+pub trait ColumnCache {
+    /// Column `column` of `segment`, if kept.
+    fn get(&mut self, segment: &Segment, column: usize) -> Option<Arc<[i64]>>;
+    /// Keeps column `column` of `segment`.
+    fn put(&mut self, segment: &Segment, column: usize, timestamps: Arc<[i64]>);
+}
+
+/// A reader's own cache, by (segment seq, column): for a compaction's
+/// round, or a test.
+impl ColumnCache for HashMap<(u64, usize), Arc<[i64]>> {
+    fn get(&mut self, segment: &Segment, column: usize) -> Option<Arc<[i64]>> {
+        HashMap::get(self, &(segment.seq, column)).cloned()
+    }
+
+    fn put(&mut self, segment: &Segment, column: usize, timestamps: Arc<[i64]>) {
+        self.insert((segment.seq, column), timestamps);
     }
 }
 
