@@ -3,11 +3,11 @@
 //!
 //! ```text
 //! <root>                               flock held while an engine is open
-//! <root>/registry.tms                  series snapshot (registry.rs)
+//! <root>/registry.tms                  series snapshot (registry/snapshot.rs)
 //! <root>/retention.tms                 the retention cutoff (retention.rs)
 //! <root>/manifest.tms                  the live segments (storage/manifest.rs)
 //! <root>/wal/                          WAL segments (wal/)
-//! <root>/chunks/<partition>/<seq>.seg  segment files (storage/segment.rs)
+//! <root>/chunks/<partition>/<seq>.seg  segment files (storage/segment/format.rs)
 //! <root>/quarantine/                   files that failed their checksum
 //! ```
 
