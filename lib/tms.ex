@@ -71,6 +71,9 @@ defmodule Tms do
   Housekeeping timers (wall-clock milliseconds, whatever the `:time_unit`):
 
   #{Tms.Options.docs(:timers)}
+  HTTP:
+
+  #{Tms.Options.docs(:server)}
   Stopping a store (`stop/1`, its supervisor or the application stopping)
   writes what the shards hold, flushes every buffer and closes the files, so
   the next start replays nothing.

@@ -45,7 +45,9 @@ defmodule Tms.Options do
      "how often the cold flush and compaction run, in milliseconds."},
     {:retention, :timers, nil, {:nil_or, :pos_int},
      "keep this much history (in `:time_unit`); older points are deleted every `:retention_interval`. `nil`: keep everything."},
-    {:retention_interval, :timers, 3_600_000, :pos_int, "how often retention runs, in milliseconds."}
+    {:retention_interval, :timers, 3_600_000, :pos_int, "how often retention runs, in milliseconds."},
+    {:http, :server, false, :http,
+     "`false`, or a keyword list that starts an HTTP server with the Prometheus API (`Tms.HTTP`) in the store's supervision tree: `port:` (required; `0` picks a free one, see `Tms.HTTP.port/1`), `ip:` (default `{127, 0, 0, 1}`), `token:` (a bearer token every request must carry), `max_body_bytes:` (default 64 MiB; larger bodies get 413), `max_clients:` (default 1,000)."}
   ]
 
   @doc """
@@ -83,7 +85,8 @@ defmodule Tms.Options do
       time_unit: unit,
       engine: engine,
       ingest: ingest,
-      timers: Map.take(values, keys(:timers))
+      timers: Map.take(values, keys(:timers)),
+      http: http(values.http)
     }
   end
 
@@ -141,6 +144,20 @@ defmodule Tms.Options do
   defp valid?({:in, values}, value), do: value in values
   defp valid?({:nil_or, type}, value), do: is_nil(value) or valid?(type, value)
 
+  defp valid?(:http, false), do: true
+
+  defp valid?(:http, opts) do
+    Keyword.keyword?(opts) and Keyword.has_key?(opts, :port) and
+      Enum.all?(opts, fn
+        {:port, p} -> is_integer(p) and p in 0..65_535
+        {:ip, ip} -> is_tuple(ip) and is_list(:inet.ntoa(ip))
+        {:token, t} -> is_nil(t) or (is_binary(t) and t != "")
+        {:max_body_bytes, n} -> is_integer(n) and n > 0
+        {:max_clients, n} -> is_integer(n) and n > 0
+        _ -> false
+      end)
+  end
+
   defp valid?(:sync, value),
     do: value in [:always, :never] or match?({:interval, ms} when is_integer(ms) and ms > 0, value)
 
@@ -153,4 +170,17 @@ defmodule Tms.Options do
   defp expected({:in, values}), do: "one of #{inspect(values)}"
   defp expected({:nil_or, type}), do: "nil or #{expected(type)}"
   defp expected(:sync), do: ":always, :never or {:interval, ms} with ms > 0"
+
+  defp expected(:http),
+    do:
+      "false or a keyword list with port: 0..65535 and optionally ip:, token:, max_body_bytes:, max_clients:"
+
+  defp http(false), do: nil
+
+  defp http(opts) do
+    Map.merge(
+      %{ip: {127, 0, 0, 1}, token: nil, max_body_bytes: 64 * 1024 * 1024, max_clients: 1_000},
+      Map.new(opts)
+    )
+  end
 end

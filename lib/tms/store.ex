@@ -25,6 +25,10 @@ defmodule Tms.Store do
       {Tms.Store.Flusher, config}
     ]
 
+    # The HTTP server last: it answers only once the engine and shards run,
+    # and stops first, so no request finds them gone.
+    children = if config.http, do: children ++ [{Tms.HTTP.Server, config}], else: children
+
     # Shutdown runs in reverse: timers stop, shards write what they hold,
     # then the owner closes the engine with a final flush.
     Supervisor.init(children, strategy: :rest_for_one)

@@ -2,7 +2,7 @@ defmodule Tms.ImportTest do
   # Tms.import/4: whole bodies parsed in the engine, checked against a
   # model, a real exporter's body, and bad input.
   use Tms.Case, async: true
-  import Bitwise, only: [<<<: 2, >>>: 2]
+  alias Tms.Test.RemoteWrite
 
   @fixture Path.expand("../fixtures/node_exporter_1.5.prom", __DIR__)
   @ts 1_700_000_000_000
@@ -203,7 +203,7 @@ defmodule Tms.ImportTest do
         {[{"__name__", "up"}, {"job", "api"}], [{1.0, @ts}]}
       ]
 
-      body = series |> write_request() |> snappy()
+      body = RemoteWrite.body(series)
       assert {:ok, %{samples: 3, series_created: 2, ignored: 0}} = Tms.import(store, :remote_write, body)
 
       {:ok, [%{labels: %{"job" => "api"}, points: points}]} =
@@ -212,7 +212,7 @@ defmodule Tms.ImportTest do
       assert points ==
                <<@ts::little-signed-64, 1.5::little-float-64, @ts + 1::little-signed-64, stale::binary>>
 
-      for bad <- [<<255, 255, 255, 255, 15>>, snappy(<<10, 5, 1, 2>>), "garbage"] do
+      for bad <- [<<255, 255, 255, 255, 15>>, RemoteWrite.snappy(<<10, 5, 1, 2>>), "garbage"] do
         assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.import(store, :remote_write, bad)
       end
 
@@ -221,37 +221,6 @@ defmodule Tms.ImportTest do
 
       assert message =~ "more than the limit of 10"
     end
-  end
-
-  # A protobuf WriteRequest, field by field.
-  defp write_request(series) do
-    for {labels, samples} <- series, into: <<>> do
-      labels = for {k, v} <- labels, into: <<>>, do: field(1, field(1, k) <> field(2, v))
-
-      samples =
-        for {v, ts} <- samples, into: <<>> do
-          bits = if is_binary(v), do: v, else: <<v::little-float-64>>
-          field(2, <<9, bits::binary, 16, varint(ts)::binary>>)
-        end
-
-      field(1, labels <> samples)
-    end
-  end
-
-  defp field(number, bytes),
-    do: <<varint(number * 8 + 2)::binary, varint(byte_size(bytes))::binary, bytes::binary>>
-
-  defp varint(n) when n < 0, do: varint(n + (1 <<< 64))
-  defp varint(n) when n < 128, do: <<n>>
-  defp varint(n), do: <<Bitwise.bor(Bitwise.band(n, 127), 128), varint(n >>> 7)::binary>>
-
-  # Snappy's block format with literals only: valid, if uncompressed.
-  defp snappy(data) do
-    literals = for <<chunk::binary-size(60) <- data>>, into: <<>>, do: <<59 <<< 2, chunk::binary>>
-
-    rest = binary_part(data, div(byte_size(data), 60) * 60, rem(byte_size(data), 60))
-    tail = if rest == "", do: "", else: <<(byte_size(rest) - 1) <<< 2, rest::binary>>
-    varint(byte_size(data)) <> literals <> tail
   end
 
   defp random_value do

@@ -1,0 +1,195 @@
+defmodule Tms.HTTPTest do
+  # The HTTP API over a real :httpd server: imports of every format, the
+  # series endpoints, Prometheus' error answers, limits and the token.
+  use Tms.Case, async: true
+  alias Tms.Test.{JSON, RemoteWrite}
+
+  setup ctx do
+    {:ok, _} = Application.ensure_all_started(:inets)
+    {:ok, http_ctx: ctx}
+  end
+
+  defp start_http(ctx, http_opts, store_opts \\ []) do
+    store = start_store(ctx, [http: Keyword.merge([port: 0], http_opts)] ++ store_opts)
+    "http://127.0.0.1:#{Tms.HTTP.port(store)}"
+  end
+
+  # {status, headers, body}; headers with lower-case names.
+  defp request(method, url, body \\ nil, headers \\ []) do
+    {type, headers} = List.keytake(headers, "content-type", 0) || {{nil, "application/octet-stream"}, headers}
+    headers = for {k, v} <- headers, do: {String.to_charlist(k), String.to_charlist(v)}
+
+    req =
+      if body,
+        do: {String.to_charlist(url), headers, String.to_charlist(elem(type, 1)), body},
+        else: {String.to_charlist(url), headers}
+
+    {:ok, {{_, status, _}, resp_headers, resp}} =
+      :httpc.request(method, req, [timeout: 10_000], body_format: :binary)
+
+    {status, Map.new(resp_headers, fn {k, v} -> {List.to_string(k), List.to_string(v)} end), resp}
+  end
+
+  # One request on its own connection, read raw: :httpc retries a 503 that
+  # carries Retry-After by itself, and this is what a test must see.
+  defp raw_post(url, body) do
+    %URI{port: port, path: path} = URI.parse(url)
+    {:ok, socket} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false])
+
+    :ok =
+      :gen_tcp.send(socket, [
+        "POST #{path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n",
+        "content-length: #{byte_size(body)}\r\n\r\n",
+        body
+      ])
+
+    response = read_all(socket, "")
+    [head, resp_body] = String.split(response, "\r\n\r\n", parts: 2)
+    ["HTTP/1.1 " <> <<status::binary-3>> <> _ | lines] = String.split(head, "\r\n")
+
+    headers =
+      Map.new(lines, fn line ->
+        [k, v] = String.split(line, ":", parts: 2)
+        {String.downcase(k), String.trim(v)}
+      end)
+
+    {String.to_integer(status), headers, resp_body}
+  end
+
+  defp read_all(socket, acc) do
+    case :gen_tcp.recv(socket, 0, 10_000) do
+      {:ok, data} -> read_all(socket, acc <> data)
+      {:error, :closed} -> acc
+    end
+  end
+
+  defp json(url), do: url |> then(&request(:get, &1)) |> elem(2) |> JSON.decode!()
+
+  defp match(selector), do: "match%5B%5D=" <> URI.encode_www_form(selector)
+
+  test "remote_write, text and JSON lines land, and the series endpoints find them", ctx do
+    url = start_http(ctx, [])
+
+    rw =
+      RemoteWrite.body([
+        {[{"__name__", "up"}, {"job", "node"}, {"instance", "a:9100"}], [{1.0, 1_000}, {0.0, 2_000}]},
+        {[{"__name__", "up"}, {"job", "node"}, {"instance", "b:9100"}], [{1.0, 1_000}]}
+      ])
+
+    assert {204, _, ""} = request(:post, url <> "/api/v1/write", rw)
+
+    text = "load{host=\"h1\"} 0.5 1000\nload{host=\"h2\"} 1.5\n"
+
+    assert {204, _, _} =
+             request(:post, url <> "/api/v1/import/prometheus?extra_label=env=dev&timestamp=5000", text)
+
+    lines = ~s({"metric":{"__name__":"temp","room":"a"},"values":[20.5,21],"timestamps":[1000,2000]}\n)
+    assert {204, _, _} = request(:post, url <> "/api/v1/import", lines)
+
+    assert {:ok, [%{points: [{1_000, 1.0}, {2_000, 0.0}]}]} =
+             Tms.query_range(ctx.store, "up", %{"instance" => "a:9100"}, 0, 10_000)
+
+    assert {:ok, [%{labels: %{"env" => "dev"}, points: [{5_000, 1.5}]}]} =
+             Tms.query_range(ctx.store, "load", %{"host" => "h2"}, 0, 10_000)
+
+    assert %{"status" => "success", "data" => series} = json(url <> "/api/v1/series?" <> match("up"))
+    assert Enum.map(series, & &1["instance"]) == ["a:9100", "b:9100"]
+    assert hd(series)["__name__"] == "up"
+
+    assert %{"data" => [%{"__name__" => "load", "host" => "h1"}]} =
+             json(url <> "/api/v1/series?" <> match(~s({__name__=~"lo.*",host!="h2"})))
+
+    # A POSTed form works as Grafana sends it.
+    {200, _, body} =
+      request(:post, url <> "/api/v1/series", match(~s(temp{room="a"})), [
+        {"content-type", "application/x-www-form-urlencoded"}
+      ])
+
+    assert %{"data" => [%{"room" => "a"}]} = JSON.decode!(body)
+
+    assert %{"data" => names} = json(url <> "/api/v1/labels")
+    assert names == ~w(__name__ env host instance job room)
+    assert %{"data" => ["a:9100", "b:9100"]} = json(url <> "/api/v1/label/instance/values")
+    assert %{"data" => ["load", "temp", "up"]} = json(url <> "/api/v1/label/__name__/values")
+
+    assert %{"data" => ["h1"]} = json(url <> "/api/v1/label/host/values?" <> match(~s(load{host="h1"})))
+
+    assert %{"data" => %{"version" => "2.42.0"}} = json(url <> "/api/v1/status/buildinfo")
+    assert {200, _, "OK"} = request(:get, url <> "/health")
+    {200, _, metrics} = request(:get, url <> "/metrics")
+    assert metrics =~ "# TYPE tms_series gauge\ntms_series 5\n"
+    assert metrics =~ "# TYPE tms_cache_hits counter\n"
+  end
+
+  test "bad requests get Prometheus' error answers and leave the store unharmed", ctx do
+    url = start_http(ctx, max_body_bytes: 10_000)
+    assert {204, _, _} = request(:post, url <> "/api/v1/import/prometheus", "m 1 1000\n")
+
+    error = fn {status, _, body} -> {status, JSON.decode!(body)} end
+
+    assert {404, %{"status" => "error", "errorType" => "not_found"}} =
+             error.(request(:get, url <> "/api/v1/nothing"))
+
+    assert {405, headers, _} = request(:get, url <> "/api/v1/write")
+    assert headers["allow"] == "POST"
+
+    assert {400, %{"errorType" => "bad_data", "error" => snappy}} =
+             error.(request(:post, url <> "/api/v1/write", "not snappy"))
+
+    assert snappy =~ "snappy"
+
+    assert {400, %{"error" => message}} =
+             error.(request(:post, url <> "/api/v1/import/prometheus", "ok 1\nbad{ 1\n"))
+
+    assert message =~ "line 2"
+
+    assert {400, %{"error" => message}} =
+             error.(request(:post, url <> "/api/v1/import/prometheus?extra_label=novalue", "m 1\n"))
+
+    assert message =~ "extra_label"
+    assert {400, _} = error.(request(:get, url <> "/api/v1/series"))
+    assert {400, _} = error.(request(:get, url <> "/api/v1/series?" <> match("m{a=")))
+    assert {400, _} = error.(request(:get, url <> "/api/v1/series?" <> match(~s(m{a=~"("}))))
+    assert {413, _, _} = request(:post, url <> "/api/v1/import", :binary.copy("x", 20_000))
+
+    # Nothing of the rejected bodies was written; the first sample is there.
+    assert {:ok, ["m"]} = Tms.metrics(ctx.store)
+    assert {:ok, [%{points: [{1_000, 1.0}]}]} = Tms.query_range(ctx.store, "m", %{}, 0, 10_000)
+    assert {200, _, "OK"} = request(:get, url <> "/health")
+  end
+
+  test "an overloaded store answers 503 with Retry-After, so Prometheus retries", ctx do
+    url = start_http(ctx, [], max_buffered_points: 100, flush_interval: 600_000)
+    body = fn from -> for(t <- from..(from + 59), into: "", do: "m #{t} #{t}\n") end
+    assert {204, _, _} = raw_post(url <> "/api/v1/import/prometheus", body.(0))
+    assert {503, headers, error} = raw_post(url <> "/api/v1/import/prometheus", body.(100))
+    assert headers["retry-after"] == "1"
+    assert %{"errorType" => "unavailable"} = JSON.decode!(error)
+    :ok = Tms.flush(ctx.store)
+    assert {204, _, _} = raw_post(url <> "/api/v1/import/prometheus", body.(100))
+  end
+
+  test "with a token, every request must carry it", ctx do
+    url = start_http(ctx, token: "s3cret")
+    assert {401, _, body} = request(:get, url <> "/health")
+    assert %{"errorType" => "unauthorized"} = JSON.decode!(body)
+    assert {401, _, _} = request(:get, url <> "/health", nil, [{"authorization", "Bearer s3cre"}])
+    assert {401, _, _} = request(:get, url <> "/health", nil, [{"authorization", "Bearer s3creT"}])
+    assert {200, _, "OK"} = request(:get, url <> "/health", nil, [{"authorization", "Bearer s3cret"}])
+  end
+
+  test "handle/7 answers without a server, for a Plug or Phoenix router", ctx do
+    store = start_store(ctx)
+    assert {204, [], ""} = Tms.HTTP.handle(store, "POST", "/api/v1/import/prometheus", "", [], "m 1 5\n")
+    {200, _, body} = Tms.HTTP.handle(store, "GET", "/api/v1/label/__name__/values", "", [], "")
+    assert JSON.decode!(IO.iodata_to_binary(body)) == %{"status" => "success", "data" => ["m"]}
+  end
+
+  test "bad http options are refused at start", ctx do
+    for bad <- [[], [port: -1], [port: 80, ip: :nope], [port: 80, token: ""], [port: 80, colour: 1]] do
+      assert_raise ArgumentError, ~r/:http/, fn ->
+        Tms.child_spec(name: ctx.store, data_dir: ctx.dir, http: bad)
+      end
+    end
+  end
+end
