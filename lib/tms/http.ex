@@ -4,9 +4,11 @@ defmodule Tms.HTTP do
   plain function: `handle/6` takes a request's parts and answers
   `{status, headers, body}`.
 
-  A store started with `http: [port: 9201]` serves it with OTP's `:httpd`
-  (see `Tms` for the options). A Phoenix or Plug application can serve it
-  from its own router instead:
+  A store started with `http: [port: 9201]` serves it over HTTP/1.1 with
+  keep-alive (see `Tms` for the options; the server is the BEAM's own HTTP
+  parser on `:gen_tcp`, not `:httpd`, which hands bodies over as charlists
+  and measured at a third of VictoriaMetrics' remote_write rate). A Phoenix
+  or Plug application can serve it from its own router instead:
 
       # in a Plug router
       match "/api/v1/*_" do
@@ -21,7 +23,7 @@ defmodule Tms.HTTP do
 
   | path | what |
   |---|---|
-  | `POST /api/v1/write` | Prometheus remote_write 1.0; 204, 400 on bad data, 503 with `Retry-After` when the store is overloaded |
+  | `POST /api/v1/write` | Prometheus remote_write 1.0; 204, 400 on bad data, 503 with `Retry-After` when the store is overloaded; `extra_label=k=v` |
   | `POST /api/v1/import/prometheus` | text exposition; `extra_label=k=v` (repeatable), `timestamp` (ms) for lines without one |
   | `POST /api/v1/import` | VictoriaMetrics JSON lines; `extra_label=k=v` |
   | `GET,POST /api/v1/series` | the label sets of the series matching `match[]` |
@@ -76,8 +78,8 @@ defmodule Tms.HTTP do
     e in ArgumentError -> error(400, "bad_data", Exception.message(e))
   end
 
-  defp route(store, "POST", ["api", "v1", "write"], _params, body) do
-    import_body(store, :remote_write, body, [])
+  defp route(store, "POST", ["api", "v1", "write"], params, body) do
+    with {:ok, opts} <- import_opts(params, false), do: import_body(store, :remote_write, body, opts)
   end
 
   defp route(store, "POST", ["api", "v1", "import", "prometheus"], params, body) do
