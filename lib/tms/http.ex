@@ -26,6 +26,7 @@ defmodule Tms.HTTP do
   | `POST /api/v1/write` | Prometheus remote_write 1.0; 204, 400 on bad data, 503 with `Retry-After` when the store is overloaded; `extra_label=k=v` |
   | `POST /api/v1/import/prometheus` | text exposition; `extra_label=k=v` (repeatable), `timestamp` (ms) for lines without one |
   | `POST /api/v1/import` | VictoriaMetrics JSON lines; `extra_label=k=v` |
+  | `GET,POST /api/v1/export` | JSON lines of the series matching `match[]` over `start`..`end` (Unix seconds or RFC 3339), sent a metric at a time (`{:chunks, stream}`) |
   | `GET,POST /api/v1/series` | the label sets of the series matching `match[]` |
   | `GET,POST /api/v1/labels` | label names, of the series matching `match[]` if given |
   | `GET,POST /api/v1/label/<name>/values` | a label's values, of the series matching `match[]` if given |
@@ -54,12 +55,14 @@ defmodule Tms.HTTP do
   @doc """
   Answers one request. `method` is `"GET"`, `"POST"`, ...; `path` the path
   without the query; `query` the raw query string (`"a=1&b=2"`); `headers`
-  lower-case names with their values; `body` the whole request body.
+  lower-case names with their values; `body` the whole request body. The
+  answer's body is iodata, or for `/api/v1/export` `{:chunks, stream}`, a
+  stream of iodata to send as it comes (chunked transfer encoding).
   `opts`: `token:` a bearer token every request must carry (compared in
   constant time), else 401.
   """
   @spec handle(Tms.store(), String.t(), String.t(), String.t(), headers(), binary(), keyword()) ::
-          {100..599, headers(), iodata()}
+          {100..599, headers(), iodata() | {:chunks, Enumerable.t()}}
   def handle(store, method, path, query, headers, body, opts \\ []) do
     if authorized?(headers, opts[:token]) do
       params = URI.query_decoder(query || "") |> Enum.to_list()
@@ -88,6 +91,18 @@ defmodule Tms.HTTP do
 
   defp route(store, "POST", ["api", "v1", "import"], params, body) do
     with {:ok, opts} <- import_opts(params, false), do: import_body(store, :json_lines, body, opts)
+  end
+
+  defp route(store, method, ["api", "v1", "export"], params, _body) when method in ["GET", "POST"] do
+    with {:ok, selectors} <- selectors(params, true),
+         {:ok, unit} <- answer(time_unit(store)),
+         {:ok, from} <- time_param(params, "start", :min, unit),
+         {:ok, to} <- time_param(params, "end", :now, unit),
+         {:ok, metrics} <- answer(Tms.metrics(store)),
+         {:ok, work} <- export_work(metrics, selectors) do
+      {200, [{"content-type", "application/stream+json"}],
+       {:chunks, export_stream(store, work, from, to, unit)}}
+    end
   end
 
   defp route(store, method, ["api", "v1", "series"], params, _body) when method in ["GET", "POST"] do
@@ -160,6 +175,7 @@ defmodule Tms.HTTP do
       ~w(api v1 import prometheus),
       ~w(api v1 import),
       ~w(api v1 series),
+      ~w(api v1 export),
       ~w(api v1 labels),
       ~w(api v1 status buildinfo),
       ~w(metrics),
@@ -167,7 +183,7 @@ defmodule Tms.HTTP do
     ]
   end
 
-  defp allowed(["api", "v1", p]) when p in ["series", "labels"], do: "GET, POST"
+  defp allowed(["api", "v1", p]) when p in ["series", "labels", "export"], do: "GET, POST"
   defp allowed(["api", "v1", "label", _, "values"]), do: "GET, POST"
   defp allowed(["api", "v1", "status", _]), do: "GET"
   defp allowed([p]) when p in ["metrics", "health"], do: "GET"
@@ -273,6 +289,89 @@ defmodule Tms.HTTP do
     case Regex.compile("^(?:" <> pattern <> ")$") do
       {:ok, re} -> {:ok, Enum.filter(metrics, &(Regex.match?(re, &1) == (op == :regex)))}
       {:error, {why, _}} -> error(400, "bad_data", "bad regex #{inspect(pattern)}: #{why}")
+    end
+  end
+
+  # ------------------------------------------------------------------ export
+
+  # `[{metric, matchers}]`: each selector's metrics, in order.
+  defp export_work(metrics, selectors) do
+    Enum.reduce_while(Enum.reverse(selectors), {:ok, []}, fn {metric_matcher, matchers}, {:ok, acc} ->
+      case metrics_matching(metrics, metric_matcher) do
+        {:ok, names} -> {:cont, {:ok, acc ++ for(name <- names, do: {name, matchers})}}
+        response -> {:halt, response}
+      end
+    end)
+  end
+
+  # One chunk per metric, so an answer is never all in memory at once
+  # (a metric's matching series are). A series two selectors match comes
+  # once.
+  defp export_stream(store, work, from, to, unit) do
+    work
+    |> Stream.transform(MapSet.new(), fn {metric, matchers}, seen ->
+      case Tms.query_range(store, metric, matchers, from, to) do
+        {:ok, series} ->
+          fresh = Enum.reject(series, &MapSet.member?(seen, {metric, &1.labels}))
+          seen = Enum.reduce(fresh, seen, &MapSet.put(&2, {metric, &1.labels}))
+          {[Enum.map(fresh, &export_line(metric, &1, unit))], seen}
+
+        {:error, _} ->
+          {[], seen}
+      end
+    end)
+  end
+
+  defp export_line(metric, %{labels: labels, points: points}, unit) do
+    {timestamps, values} = Enum.unzip(points)
+    ms = Enum.map(timestamps, &System.convert_time_unit(&1, unit, :millisecond))
+
+    [
+      ~s({"metric":),
+      JSON.encode(Map.put(labels, "__name__", metric)),
+      ~s(,"values":[),
+      Enum.map_intersperse(values, ?,, &export_value/1),
+      ~s(],"timestamps":[),
+      Enum.map_intersperse(ms, ?,, &Integer.to_string/1),
+      "]}\n"
+    ]
+  end
+
+  defp export_value(:nan), do: ~s("NaN")
+  defp export_value(:infinity), do: ~s("+Inf")
+  defp export_value(:neg_infinity), do: ~s("-Inf")
+  defp export_value(v) when v == trunc(v) and abs(v) < 1.0e15, do: Integer.to_string(trunc(v))
+  defp export_value(v), do: :erlang.float_to_binary(v, [:short])
+
+  defp time_unit(store) do
+    with {:ok, info} <- Tms.info(store), do: {:ok, info.time_unit}
+  end
+
+  # A time parameter as Prometheus takes it (Unix seconds with decimals, or
+  # RFC 3339), in the store's unit.
+  defp time_param(params, name, default, unit) do
+    case List.keyfind(params, name, 0) do
+      nil when default == :min ->
+        {:ok, -Bitwise.bsl(1, 62)}
+
+      nil ->
+        {:ok, System.os_time(unit)}
+
+      {_, text} ->
+        parse_time(text, unit) || error(400, "bad_data", "cannot parse #{inspect(text)} as #{name}")
+    end
+  end
+
+  defp parse_time(text, unit) do
+    case Float.parse(text) do
+      {seconds, ""} ->
+        {:ok, round(seconds * System.convert_time_unit(1, :second, unit))}
+
+      _ ->
+        case DateTime.from_iso8601(text) do
+          {:ok, dt, _offset} -> {:ok, DateTime.to_unix(dt, unit)}
+          {:error, _} -> nil
+        end
     end
   end
 

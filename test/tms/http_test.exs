@@ -121,6 +121,39 @@ defmodule Tms.HTTPTest do
     assert metrics =~ "# TYPE tms_cache_hits counter\n"
   end
 
+  test "export streams JSON lines that import back into the same series and samples", ctx do
+    url = start_http(ctx, [])
+
+    :ok =
+      Tms.write_batch(ctx.store, [
+        {"cpu", %{"host" => "a", "note" => "q\"uote"}, 1.5, 1_000},
+        {"cpu", %{"host" => "a", "note" => "q\"uote"}, :nan, 2_000},
+        {"cpu", %{"host" => "b"}, 3.0, 1_000},
+        {"mem", %{"host" => "a"}, :infinity, 1_500},
+        {"mem", %{"host" => "a"}, -2.0e-300, 9_000}
+      ])
+
+    # (Sent chunked; :httpc joins the chunks.)
+    {200, _, body} = request(:get, url <> "/api/v1/export?" <> match(~s({host=~"a|b"})))
+    assert length(String.split(body, "\n", trim: true)) == 3
+
+    # Into a second store, through the import endpoint's function.
+    copy = start_store(%{ctx | store: :"#{ctx.store}_copy", dir: ctx.dir <> "_copy"})
+    assert {204, _, _} = Tms.HTTP.handle(copy, "POST", "/api/v1/import", "", [], body)
+
+    for metric <- ["cpu", "mem"] do
+      assert Tms.query_range(copy, metric, %{}, 0, 10_000) ==
+               Tms.query_range(ctx.store, metric, %{}, 0, 10_000)
+    end
+
+    # start and end narrow it (seconds with decimals, or RFC 3339).
+    {200, _, body} =
+      request(:get, url <> "/api/v1/export?" <> match("mem") <> "&start=1.4&end=1970-01-01T00:00:02Z")
+
+    assert body == ~s({"metric":{"__name__":"mem","host":"a"},"values":["+Inf"],"timestamps":[1500]}\n)
+    assert {400, _, _} = request(:get, url <> "/api/v1/export?" <> match("mem") <> "&start=yesterday")
+  end
+
   test "bad requests get Prometheus' error answers and leave the store unharmed", ctx do
     url = start_http(ctx, max_body_bytes: 10_000)
     assert {204, _, _} = request(:post, url <> "/api/v1/import/prometheus", "m 1 1000\n")

@@ -132,8 +132,11 @@ defmodule Tms.HTTP.Server do
           {status, resp_headers, resp} =
             Tms.HTTP.handle(state.store, method, path, query, headers, body, token: token)
 
-          :ok = respond(socket, status, resp_headers, resp, keep_alive?)
-          if keep_alive?, do: loop(socket, state, @idle_timeout)
+          # A client gone mid-answer ends the connection, nothing else.
+          case respond(socket, status, resp_headers, resp, keep_alive?) do
+            :ok when keep_alive? -> loop(socket, state, @idle_timeout)
+            _closed_or_done -> :ok
+          end
 
         {:error, status, message} ->
           _ = respond(socket, status, [], message, false)
@@ -234,6 +237,24 @@ defmodule Tms.HTTP.Server do
     end
   end
 
+  defp respond(socket, status, headers, {:chunks, stream}, keep_alive?) do
+    head = [
+      "HTTP/1.1 ",
+      Integer.to_string(status),
+      " ",
+      reason(status),
+      "\r\ntransfer-encoding: chunked",
+      if(keep_alive?, do: "", else: "\r\nconnection: close"),
+      for({k, v} <- headers, do: ["\r\n", k, ": ", v]),
+      "\r\n\r\n"
+    ]
+
+    with :ok <- :gen_tcp.send(socket, head),
+         :ok <- send_chunks(socket, stream) do
+      :gen_tcp.send(socket, "0\r\n\r\n")
+    end
+  end
+
   defp respond(socket, status, headers, body, keep_alive?) do
     body = IO.iodata_to_binary(body)
 
@@ -252,6 +273,21 @@ defmodule Tms.HTTP.Server do
     ]
 
     :gen_tcp.send(socket, [head, body])
+  end
+
+  defp send_chunks(socket, stream) do
+    Enum.reduce_while(stream, :ok, fn chunk, :ok ->
+      size = IO.iodata_length(chunk)
+
+      if size == 0 do
+        {:cont, :ok}
+      else
+        case :gen_tcp.send(socket, [Integer.to_string(size, 16), "\r\n", chunk, "\r\n"]) do
+          :ok -> {:cont, :ok}
+          error -> {:halt, error}
+        end
+      end
+    end)
   end
 
   defp reason(200), do: "OK"
