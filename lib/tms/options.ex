@@ -47,7 +47,7 @@ defmodule Tms.Options do
      "keep this much history (in `:time_unit`); older points are deleted every `:retention_interval`. `nil`: keep everything."},
     {:retention_interval, :timers, 3_600_000, :pos_int, "how often retention runs, in milliseconds."},
     {:http, :server, false, :http,
-     "`false`, or a keyword list that starts an HTTP server with the Prometheus API (`Tms.HTTP`) in the store's supervision tree: `port:` (required; `0` picks a free one, see `Tms.HTTP.port/1`), `ip:` (default `{127, 0, 0, 1}`), `token:` (a bearer token every request must carry), `max_body_bytes:` (default 64 MiB; larger bodies get 413), `max_clients:` (default 1,000)."}
+     "`false`, or a keyword list that starts an HTTP server with the Prometheus API (`Tms.HTTP`) in the store's supervision tree: `port:` (required; `0` picks a free one, see `Tms.HTTP.port/1`), `ip:` (default `{127, 0, 0, 1}`), `token:` (a bearer token every request must carry), `max_body_bytes:` (default 64 MiB; larger bodies get 413), `max_clients:` (default 1,000; more open connections get 503), `request_timeout:` (milliseconds a request's head may take to arrive, default 10,000; its body must then come at 1 KB/s or more)."}
   ]
 
   @doc """
@@ -154,6 +154,7 @@ defmodule Tms.Options do
         {:token, t} -> is_nil(t) or (is_binary(t) and t != "")
         {:max_body_bytes, n} -> is_integer(n) and n > 0
         {:max_clients, n} -> is_integer(n) and n > 0
+        {:request_timeout, n} -> is_integer(n) and n > 0
         _ -> false
       end)
   end
@@ -179,7 +180,13 @@ defmodule Tms.Options do
 
   defp http(opts) do
     Map.merge(
-      %{ip: {127, 0, 0, 1}, token: nil, max_body_bytes: 64 * 1024 * 1024, max_clients: 1_000},
+      %{
+        ip: {127, 0, 0, 1},
+        token: nil,
+        max_body_bytes: 64 * 1024 * 1024,
+        max_clients: 1_000,
+        request_timeout: 10_000
+      },
       Map.new(opts)
     )
   end

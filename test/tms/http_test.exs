@@ -202,6 +202,42 @@ defmodule Tms.HTTPTest do
     assert {204, _, _} = raw_post(url <> "/api/v1/import/prometheus", body.(100))
   end
 
+  test "a slow client is cut off, and connections past max_clients are refused cleanly", ctx do
+    url = start_http(ctx, max_clients: 20, request_timeout: 300)
+    port = URI.parse(url).port
+    connect = fn -> elem(:gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false]), 1) end
+
+    # Half a request head, then nothing (slow-loris): closed after the timeout.
+    loris = connect.()
+    :ok = :gen_tcp.send(loris, "POST /api/v1/write HTTP/1.1\r\nhost: x\r\n")
+    assert {:error, :closed} = :gen_tcp.recv(loris, 0, 2_000)
+
+    # A body announced but trickled: cut off at 1 KB/s (here 2.3 s).
+    trickle = connect.()
+    :ok = :gen_tcp.send(trickle, "POST /api/v1/write HTTP/1.1\r\ncontent-length: 2000\r\n\r\nab")
+    assert {:ok, "HTTP/1.1 408" <> _} = :gen_tcp.recv(trickle, 0, 5_000)
+
+    # 60 connections at once against a limit of 20: each is answered, the
+    # ones past the limit with 503, and the store serves on afterwards.
+    statuses =
+      1..60
+      |> Enum.map(fn _ -> connect.() end)
+      |> Enum.map(fn socket ->
+        :ok = :gen_tcp.send(socket, "GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        socket
+      end)
+      |> Enum.map(fn socket ->
+        {:ok, <<"HTTP/1.1 ", status::binary-3, _::binary>>} = :gen_tcp.recv(socket, 0, 5_000)
+        :gen_tcp.close(socket)
+        status
+      end)
+      |> Enum.frequencies()
+
+    assert statuses["200"] >= 20
+    assert statuses["200"] + Map.get(statuses, "503", 0) == 60
+    assert {200, _, "OK"} = request(:get, url <> "/health")
+  end
+
   test "with a token, every request must carry it", ctx do
     url = start_http(ctx, token: "s3cret")
     assert {401, _, body} = request(:get, url <> "/health")

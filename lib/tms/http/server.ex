@@ -12,8 +12,8 @@ defmodule Tms.HTTP.Server do
   # read as one binary of exactly Content-Length bytes, and the response
   # goes out in one send with TCP_NODELAY.
   #
-  # Limits: a request head must arrive within 10 s and a body at no less
-  # than 1 KB/s (slow clients cannot hold a connection process forever);
+  # Limits: a request head must arrive within request_timeout (10 s) and a
+  # body at no less than 1 KB/s (slow clients cannot hold a connection process forever);
   # bodies over max_body_bytes get 413 without being read; chunked request
   # bodies get 411 (Prometheus, vmagent and curl --data send a length);
   # past max_clients open connections a new one gets 503 and is closed; an
@@ -22,7 +22,6 @@ defmodule Tms.HTTP.Server do
   use GenServer
   require Logger
 
-  @head_timeout 10_000
   @idle_timeout 120_000
   @max_header_bytes 65_536
   @min_bytes_per_second 1_024
@@ -118,13 +117,13 @@ defmodule Tms.HTTP.Server do
 
   # One request after another on a keep-alive connection.
   defp loop(socket, state, wait) do
-    deadline = System.monotonic_time(:millisecond) + @head_timeout
+    deadline = System.monotonic_time(:millisecond) + state.http.request_timeout
 
     with {:ok, {method, target}} <- request_line(socket, wait),
          {:ok, headers} <- headers(socket, deadline, []) do
       keep_alive? = keep_alive?(headers)
 
-      case body(socket, headers, state.http.max_body_bytes) do
+      case body(socket, headers, state.http) do
         {:ok, body} ->
           {path, query} = split_target(target)
           token = state.http.token
@@ -177,7 +176,7 @@ defmodule Tms.HTTP.Server do
     end
   end
 
-  defp body(socket, headers, max) do
+  defp body(socket, headers, %{max_body_bytes: max, request_timeout: timeout}) do
     length = List.keyfind(headers, "content-length", 0)
     chunked = List.keyfind(headers, "transfer-encoding", 0)
 
@@ -193,14 +192,14 @@ defmodule Tms.HTTP.Server do
           {n, ""} when n > max ->
             # Read a body up to a few times the limit (so the client sees the
             # answer rather than a reset); past that, answer and close.
-            if n <= 4 * max, do: _ = read_body(socket, n)
+            if n <= 4 * max, do: _ = read_body(socket, n, timeout)
             {:error, 413, "the body is #{n} bytes, the limit is #{max}\n"}
 
           {0, ""} ->
             {:ok, ""}
 
           {n, ""} when n > 0 ->
-            read_body(socket, n)
+            read_body(socket, n, timeout)
 
           _ ->
             {:error, 400, "a bad Content-Length\n"}
@@ -208,10 +207,10 @@ defmodule Tms.HTTP.Server do
     end
   end
 
-  defp read_body(socket, n) do
+  defp read_body(socket, n, request_timeout) do
     :ok = :inet.setopts(socket, packet: :raw)
     # At least 1 KB/s, whatever the size.
-    timeout = @head_timeout + div(n * 1000, @min_bytes_per_second)
+    timeout = request_timeout + div(n * 1000, @min_bytes_per_second)
 
     result =
       case :gen_tcp.recv(socket, n, timeout) do
