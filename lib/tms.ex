@@ -314,6 +314,9 @@ defmodule Tms do
       that carry none. Default: now.
     * `:max_decompressed_bytes` - the largest `:remote_write` body after
       decompression. Default 64 MiB.
+    * `:rename_clashing` - `true` keeps a body label that clashes with one
+      of `:labels` as `exported_<name>` (Prometheus' scrape rule,
+      `honor_labels: false`); `false` (default) drops it.
 
   Returns `{:ok, %{samples: n, series_created: k, ignored: i}}`.
 
@@ -332,7 +335,7 @@ defmodule Tms do
   def import(store, format, body, opts \\ [])
 
   def import(store, format, body, opts) when is_binary(body) and is_list(opts) do
-    defaults = [labels: [], timestamp: nil, max_decompressed_bytes: 64 * 1024 * 1024]
+    defaults = [labels: [], timestamp: nil, max_decompressed_bytes: 64 * 1024 * 1024, rename_clashing: false]
 
     with {:ok, opts} <- validate_opts(opts, defaults, "import options"),
          {:ok, labels} <- import_labels(opts[:labels]),
@@ -340,11 +343,14 @@ defmodule Tms do
          true <-
            is_nil(opts[:timestamp]) or is_integer(opts[:timestamp]) || invalid("timestamp must be an integer"),
          max = opts[:max_decompressed_bytes],
-         true <- (is_integer(max) and max > 0) || invalid("max_decompressed_bytes must be a positive integer") do
+         true <-
+           (is_integer(max) and max > 0) || invalid("max_decompressed_bytes must be a positive integer"),
+         true <- is_boolean(opts[:rename_clashing]) || invalid("rename_clashing must be a boolean") do
       engine_opts = %{
         labels: labels,
         default_ts: opts[:timestamp] || System.os_time(handle.time_unit),
-        max_decompressed: max
+        max_decompressed: max,
+        rename_clashing: opts[:rename_clashing]
       }
 
       engine(:import, [handle.engine, format, body, engine_opts])

@@ -107,6 +107,7 @@ fn import_paths(c: &mut Criterion) {
         labels: vec![("instance".into(), "host_1:9100".into())],
         default_ts: 1_700_000_000_000,
         max_decompressed: 1 << 26,
+        rename_clashing: false,
     };
     let mut group = c.benchmark_group("import");
     group.throughput(Throughput::Elements(samples as u64));

@@ -162,6 +162,7 @@ mod tests {
             labels: Vec::new(),
             default_ts: 0,
             max_decompressed: 0,
+            rename_clashing: false,
         };
         let mut sink = Sink::new(&opts, 1000);
         parse(body.as_bytes(), &mut sink)?;

@@ -45,7 +45,7 @@ pub fn parse<'a>(
     units_per_second: i64,
     known: Known<'a>,
 ) -> Result<Parsed<'a>> {
-    let seed = sink::import_seed(format as u8, &opts.labels);
+    let seed = sink::import_seed(format as u8, opts);
     // A sample costs some 40 bytes of text or protobuf at least; past a few
     // thousand samples growing costs little, and a huge body must not
     // reserve memory for what it merely claims.

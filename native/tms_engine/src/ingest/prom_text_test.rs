@@ -10,6 +10,7 @@ fn opts() -> ImportOptions {
         labels: Vec::new(),
         default_ts: NOW,
         max_decompressed: 1 << 20,
+        rename_clashing: false,
     }
 }
 
@@ -122,6 +123,26 @@ fn a_series_spelled_twice_is_one_series_and_the_later_sample_comes_last() {
     assert_eq!(
         sink.batch.points,
         vec![(0, 10, 1.0), (0, 10, 2.0), (1, 10, 3.0)]
+    );
+}
+
+#[test]
+fn clashing_body_labels_can_be_kept_as_exported() {
+    let opts = ImportOptions {
+        labels: pairs(&[("exported_job", "x"), ("job", "node")]),
+        rename_clashing: true,
+        ..opts()
+    };
+    let mut all = samples("m{job=\"app\",cpu=\"0\"} 1\n", &opts).unwrap();
+    all[0].1.sort();
+    assert_eq!(
+        all[0].1,
+        pairs(&[
+            ("cpu", "0"),
+            ("exported_exported_job", "app"),
+            ("exported_job", "x"),
+            ("job", "node")
+        ])
     );
 }
 

@@ -68,6 +68,7 @@ fn opts() -> ImportOptions {
         labels: Vec::new(),
         default_ts: 0,
         max_decompressed: 1 << 20,
+        rename_clashing: false,
     }
 }
 
@@ -206,6 +207,7 @@ fn hostile_and_broken_bodies_are_clear_errors() {
     ));
     let small = ImportOptions {
         max_decompressed: 4,
+        rename_clashing: false,
         ..opts()
     };
     assert!(matches!(

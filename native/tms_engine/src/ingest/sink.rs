@@ -29,6 +29,10 @@ pub struct ImportOptions {
     pub default_ts: i64,
     /// Largest body after decompression (remote_write), in bytes.
     pub max_decompressed: usize,
+    /// Keep a body label that clashes with one of `labels` as
+    /// `exported_<name>` instead of dropping it (Prometheus' scrape rule,
+    /// `honor_labels: false`).
+    pub rename_clashing: bool,
 }
 
 /// Collects one body's series and points.
@@ -106,12 +110,23 @@ impl<'a> Sink<'a> {
         }
         let start = self.batch.labels.len();
         let metric = parse(&mut self.batch.labels)?;
-        // The import's own labels win over the body's.
+        // The import's own labels win over the body's; a clashing body
+        // label is dropped, or renamed exported_<name> (again while the new
+        // name clashes too).
         let extra = &self.opts.labels;
         if !extra.is_empty() {
+            let clashes = |name: &str| extra.iter().any(|(k, _)| k == name);
             let mut kept = start;
             for i in start..self.batch.labels.len() {
-                if !extra.iter().any(|(k, _)| *k == *self.batch.labels[i].0) {
+                let name = &self.batch.labels[i].0;
+                if clashes(name) && self.opts.rename_clashing {
+                    let mut renamed = format!("exported_{name}");
+                    while clashes(&renamed) {
+                        renamed.insert_str(0, "exported_");
+                    }
+                    self.batch.labels[i].0 = Cow::Owned(renamed);
+                }
+                if !clashes(&self.batch.labels[i].0) {
                     self.batch.labels.swap(kept, i);
                     kept += 1;
                 }
@@ -194,11 +209,14 @@ fn spelling_hash(seed: u64, bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// The seed of an import's spellings: its format and extra labels.
-pub fn import_seed(format: u8, labels: &[(String, String)]) -> u64 {
+/// The seed of an import's spellings: its format, extra labels and clash
+/// rule (all of which change what a spelling means).
+pub fn import_seed(format: u8, opts: &ImportOptions) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = FastBuildHasher::default().build_hasher();
     hasher.write_u8(format);
+    hasher.write_u8(u8::from(opts.rename_clashing));
+    let labels = &opts.labels;
     for (k, v) in labels {
         // Lengths first, so that ("ab","c") and ("a","bc") differ.
         hasher.write_usize(k.len());
@@ -260,6 +278,7 @@ mod tests {
             labels: Vec::new(),
             default_ts: 0,
             max_decompressed: 0,
+            rename_clashing: false,
         };
         let mut sink = Sink::new(&opts, 1000);
         let series = sink.series(None, |_| Ok(Cow::Borrowed("m"))).unwrap();
