@@ -1,7 +1,8 @@
 defmodule Tms.PrometheusPeerTest do
   # A real Prometheus (Debian's 2.42) scrapes a real node_exporter every
   # second and remote_writes to a store's HTTP server; every sample
-  # Prometheus stored, as its own query API answers, must be in Tms.
+  # Prometheus stored, as its own query API answers, must be in Tms. And
+  # VictoriaMetrics' vmagent, a second client, delivers the same series.
   use Tms.Case, async: false
   alias Tms.Test.JSON
 
@@ -120,5 +121,66 @@ defmodule Tms.PrometheusPeerTest do
     end
 
     IO.puts("  Prometheus -> Tms: #{length(expected)} series, #{samples} samples, all equal")
+  end
+
+  test "vmagent, a second client, delivers the same series as Prometheus", ctx do
+    {:ok, _} = Application.ensure_all_started(:inets)
+    store = start_store(ctx, http: [port: 0])
+    write_url = "http://127.0.0.1:#{Tms.HTTP.port(store)}/api/v1/write"
+    node_port = free_port()
+    run!("prometheus-node-exporter", ["--web.listen-address=127.0.0.1:#{node_port}"])
+
+    scrape =
+      "scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:#{node_port}']\n"
+
+    prom_config = Path.join(ctx.dir, "prometheus.yml")
+
+    File.write!(prom_config, """
+    global:
+      scrape_interval: 1s
+      external_labels: {agent: prometheus}
+    #{scrape}remote_write:
+      - url: #{write_url}
+        queue_config: {batch_send_deadline: 500ms}
+    """)
+
+    agent_config = Path.join(ctx.dir, "vmagent.yml")
+    File.write!(agent_config, "global:\n  scrape_interval: 1s\n" <> scrape)
+
+    run!("prometheus", [
+      "--config.file=#{prom_config}",
+      "--storage.tsdb.path=#{Path.join(ctx.dir, "prometheus")}",
+      "--web.listen-address=127.0.0.1:#{free_port()}"
+    ])
+
+    run!("vmagent", [
+      "-promscrape.config=#{agent_config}",
+      "-remoteWrite.url=#{write_url}",
+      "-remoteWrite.label=agent=vmagent",
+      "-remoteWrite.flushInterval=500ms",
+      "-remoteWrite.tmpDataPath=#{Path.join(ctx.dir, "vmagent")}",
+      "-httpListenAddr=127.0.0.1:#{free_port()}",
+      "-loggerLevel=ERROR"
+    ])
+
+    # node_exporter's series as each agent delivered them, without the agent label.
+    delivered = fn agent ->
+      {:ok, metrics} = Tms.metrics(store)
+
+      for metric <- metrics,
+          String.starts_with?(metric, "node_"),
+          {:ok, series} = Tms.series(store, metric, %{"agent" => agent}),
+          labels <- series,
+          into: MapSet.new(),
+          do: {metric, Map.delete(labels, "agent")}
+    end
+
+    wait_until("both agents to deliver node_exporter's series", fn ->
+      by_prometheus = delivered.("prometheus")
+      MapSet.size(by_prometheus) > 100 and MapSet.equal?(by_prometheus, delivered.("vmagent"))
+    end)
+
+    n = MapSet.size(delivered.("vmagent"))
+    IO.puts("  vmagent and Prometheus -> Tms: the same #{n} node_exporter series")
   end
 end
