@@ -119,7 +119,69 @@ fn import_paths(c: &mut Criterion) {
                 .expect("import")
         })
     });
+    let body = remote_write_body(2_000);
+    group.throughput(Throughput::Elements(2_000));
+    group.bench_function(
+        "remote_write, 2,000 series of 9 labels, known series",
+        |b| {
+            b.iter(|| {
+                engine
+                    .import(Format::RemoteWrite, black_box(&body), &opts)
+                    .expect("import")
+            })
+        },
+    );
     group.finish();
+}
+
+/// A snappy-compressed WriteRequest of `series` series shaped like
+/// node_exporter's (9 labels), one sample each, as Prometheus sends them.
+fn remote_write_body(series: usize) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+        out.push(number << 3 | 2);
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(bytes);
+    }
+    let mut request = Vec::new();
+    for i in 0..series {
+        let mut ts = Vec::new();
+        let labels = [
+            ("__name__", format!("node_metric_{}", i % 300)),
+            ("cpu", (i % 8).to_string()),
+            ("device", format!("dev{}", i / 300)),
+            ("env", "production".to_string()),
+            ("host", "h1".to_string()),
+            ("instance", "10.0.0.1:9100".to_string()),
+            ("job", "node".to_string()),
+            ("mode", "idle".to_string()),
+            ("region", "eu-west-1".to_string()),
+        ];
+        for (k, v) in labels {
+            let mut label = Vec::new();
+            field(&mut label, 1, k.as_bytes());
+            field(&mut label, 2, v.as_bytes());
+            field(&mut ts, 1, &label);
+        }
+        let mut sample = vec![0x09];
+        sample.extend_from_slice(&(i as f64 * 1.5).to_le_bytes());
+        sample.push(0x10);
+        let mut t = 1_700_000_000_000u64 + i as u64;
+        while t >= 0x80 {
+            sample.push(t as u8 | 0x80);
+            t >>= 7;
+        }
+        sample.push(t as u8);
+        field(&mut ts, 2, &sample);
+        field(&mut request, 1, &ts);
+    }
+    snap::raw::Encoder::new()
+        .compress_vec(&request)
+        .expect("snappy")
 }
 
 fn chunk_paths(c: &mut Criterion) {

@@ -64,18 +64,20 @@ pub fn parse<'a>(buf: &'a [u8], sink: &mut Sink<'a>) -> Result<u64> {
 /// so a series sent before is recognized without decoding its labels (the
 /// sink). Labels anywhere else are decoded every time.
 fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String> {
-    let (mut spelled_by, mut leading, mut samples, mut ignored) = (Some(0), true, 0, 0);
-    let mut fields = Fields::new(message);
-    while let Some(field) = fields.next() {
+    // The leading labels are skipped by their lengths alone; only what
+    // follows them goes through the general decoder (a malformed label
+    // leaves `rest` at 0, where the decoder finds and names the fault).
+    let labels_end = leading_labels_end(message);
+    let rest = labels_end.unwrap_or(0);
+    let (mut spelled_by, mut samples, mut ignored) = (labels_end, 0, 0);
+    for field in Fields::new(&message[rest..]) {
         match field? {
-            (1, Wire::Bytes(_)) if leading => spelled_by = Some(fields.consumed()),
             (1, Wire::Bytes(_)) => spelled_by = None,
             (2, Wire::Bytes(_)) => samples += 1,
             (3 | 4, Wire::Bytes(_)) => ignored += 1,
             (1 | 2, _) => return Err("a label or sample that is not a message".into()),
             _ => {}
         }
-        leading &= spelled_by == Some(fields.consumed());
     }
     if samples == 0 {
         return Ok(ignored);
@@ -97,13 +99,29 @@ fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String
             metric.ok_or_else(|| EngineError::invalid("a series without __name__"))
         })
         .map_err(|e| e.to_string())?;
-    for field in Fields::new(message) {
+    // Samples are never among the leading labels.
+    for field in Fields::new(&message[rest..]) {
         if let (2, Wire::Bytes(sample)) = field? {
             let (ts, value) = sample_point(sample)?;
             sink.point(index, ts, value).map_err(|e| e.to_string())?;
         }
     }
     Ok(ignored)
+}
+
+/// Where the labels a series' message starts with end: fields 1 (tag
+/// 0x0a), each skipped by its length. `None` when a length is malformed or
+/// runs past the end.
+fn leading_labels_end(message: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while message.get(at) == Some(&0x0a) {
+        let (len, used) = varint_at(message, at + 1).ok()?;
+        at = (at + 1 + used).checked_add(usize::try_from(len).ok()?)?;
+        if at > message.len() {
+            return None;
+        }
+    }
+    Some(at)
 }
 
 fn label_pair(message: &[u8]) -> Result<(&str, &str), String> {
@@ -120,6 +138,9 @@ fn label_pair(message: &[u8]) -> Result<(&str, &str), String> {
 
 /// `(timestamp ms, value)` of a `Sample`.
 fn sample_point(message: &[u8]) -> Result<(i64, f64), String> {
+    if let Some(point) = usual_sample(message) {
+        return Ok(point);
+    }
     let (mut ts, mut value) = (0i64, 0f64);
     for field in Fields::new(message) {
         match field? {
@@ -131,6 +152,39 @@ fn sample_point(message: &[u8]) -> Result<(i64, f64), String> {
         }
     }
     Ok((ts, value))
+}
+
+/// A `Sample` as Prometheus encodes one: the value (tag 0x09, 8 bytes),
+/// then the timestamp (tag 0x10, a varint), nothing else. Anything else
+/// (a zero value left out, fields reordered) takes the general decoder.
+fn usual_sample(message: &[u8]) -> Option<(i64, f64)> {
+    if message.len() < 11 || message[0] != 0x09 || message[9] != 0x10 {
+        return None;
+    }
+    let mut bits = [0u8; 8];
+    bits.copy_from_slice(&message[1..9]);
+    let (ts, used) = varint_at(message, 10).ok()?;
+    // int64 is two's complement in a varint.
+    (10 + used == message.len()).then_some((ts as i64, f64::from_bits(u64::from_le_bytes(bits))))
+}
+
+/// The varint at `buf[at..]` and how many bytes it took.
+fn varint_at(buf: &[u8], at: usize) -> Result<(u64, usize), &'static str> {
+    // Tags, lengths of labels and most timestamps' first byte: one byte.
+    match buf.get(at) {
+        Some(&byte) if byte < 0x80 => return Ok((u64::from(byte), 1)),
+        None => return Err("truncated varint"),
+        Some(_) => {}
+    }
+    let mut value = 0u64;
+    for (i, shift) in (0..64).step_by(7).enumerate() {
+        let &byte = buf.get(at + i).ok_or("truncated varint")?;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err("varint longer than 10 bytes")
 }
 
 fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
@@ -149,42 +203,18 @@ enum Wire<'a> {
 /// ends the iteration.
 struct Fields<'a> {
     buf: &'a [u8],
-    len: usize,
     failed: bool,
 }
 
 impl<'a> Fields<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        Fields {
-            buf,
-            len: buf.len(),
-            failed: false,
-        }
-    }
-
-    /// Bytes of the message read so far.
-    fn consumed(&self) -> usize {
-        self.len - self.buf.len()
+        Fields { buf, failed: false }
     }
 
     fn varint(&mut self) -> Result<u64, &'static str> {
-        // Tags, lengths of labels and most timestamps' first byte: one byte.
-        if let Some((&byte, rest)) = self.buf.split_first() {
-            if byte < 0x80 {
-                self.buf = rest;
-                return Ok(u64::from(byte));
-            }
-        }
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.buf.split_first().ok_or("truncated varint")?;
-            self.buf = rest;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint longer than 10 bytes")
+        let (value, used) = varint_at(self.buf, 0)?;
+        self.buf = &self.buf[used..];
+        Ok(value)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {

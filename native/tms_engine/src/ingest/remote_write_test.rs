@@ -215,3 +215,34 @@ fn hostile_and_broken_bodies_are_clear_errors() {
         Err(EngineError::BadInput { .. })
     ));
 }
+
+#[test]
+fn labels_after_the_samples_and_unusual_samples_decode_too() {
+    // TimeSeries { sample, label, label }: the leading-label shortcut has
+    // nothing to spell by, and the labels come from the general decoder.
+    let label_field = |k: &str, v: &str| {
+        let mut l = vec![0x0a, k.len() as u8];
+        l.extend_from_slice(k.as_bytes());
+        l.extend_from_slice(&[0x12, v.len() as u8]);
+        l.extend_from_slice(v.as_bytes());
+        let mut f = vec![0x0a, l.len() as u8];
+        f.extend(l);
+        f
+    };
+    // A sample with its fields reversed: timestamp 7, then value 2.5.
+    let mut sample = vec![0x10, 7, 0x09];
+    sample.extend_from_slice(&2.5f64.to_le_bytes());
+    let mut series = vec![0x12, sample.len() as u8];
+    series.extend(sample);
+    series.extend(label_field("__name__", "m"));
+    series.extend(label_field("a", "1"));
+    let mut request = vec![0x0a, series.len() as u8];
+    request.extend(series);
+    let body = snap::raw::Encoder::new().compress_vec(&request).unwrap();
+    let (decoded, points, _) = decode(&body, &opts()).unwrap();
+    assert_eq!(
+        decoded,
+        vec![("m".to_string(), vec![("a".to_string(), "1".to_string())])]
+    );
+    assert_eq!(points, vec![(0, 7, 2.5f64.to_bits())]);
+}
