@@ -217,6 +217,22 @@ defmodule Tms.HTTPTest do
     :ok = :gen_tcp.send(trickle, "POST /api/v1/write HTTP/1.1\r\ncontent-length: 2000\r\n\r\nab")
     assert {:ok, "HTTP/1.1 408" <> _} = :gen_tcp.recv(trickle, 0, 5_000)
 
+    # A client that expects 100-continue gets it, then its answer.
+    expecting = connect.()
+
+    :ok =
+      :gen_tcp.send(
+        expecting,
+        "POST /api/v1/import HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\n"
+      )
+
+    assert {:ok, "HTTP/1.1 100 Continue\r\n\r\n"} = :gen_tcp.recv(expecting, 0, 2_000)
+    :ok = :gen_tcp.send(expecting, "\n\n")
+    assert {:ok, "HTTP/1.1 204" <> _} = :gen_tcp.recv(expecting, 0, 2_000)
+    :gen_tcp.close(expecting)
+    # Its slot is free once the server sees the close.
+    Process.sleep(100)
+
     # 60 connections at once against a limit of 20: each is answered, the
     # ones past the limit with 503, and the store serves on afterwards.
     statuses =

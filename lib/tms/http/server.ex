@@ -179,6 +179,9 @@ defmodule Tms.HTTP.Server do
   defp body(socket, headers, %{max_body_bytes: max, request_timeout: timeout}) do
     length = List.keyfind(headers, "content-length", 0)
     chunked = List.keyfind(headers, "transfer-encoding", 0)
+    # A client that asked (curl does for large bodies) sends the body only
+    # once told to go on.
+    expects? = match?({_, v} when v in ["100-continue", "100-Continue"], List.keyfind(headers, "expect", 0))
 
     cond do
       chunked != nil ->
@@ -192,13 +195,14 @@ defmodule Tms.HTTP.Server do
           {n, ""} when n > max ->
             # Read a body up to a few times the limit (so the client sees the
             # answer rather than a reset); past that, answer and close.
-            if n <= 4 * max, do: _ = read_body(socket, n, timeout)
+            if n <= 4 * max and not expects?, do: _ = read_body(socket, n, timeout)
             {:error, 413, "the body is #{n} bytes, the limit is #{max}\n"}
 
           {0, ""} ->
             {:ok, ""}
 
           {n, ""} when n > 0 ->
+            if expects?, do: :gen_tcp.send(socket, "HTTP/1.1 100 Continue\r\n\r\n")
             read_body(socket, n, timeout)
 
           _ ->
