@@ -424,11 +424,10 @@ defmodule Tms.HTTP do
   defp authorized?(_headers, nil), do: true
 
   defp authorized?(headers, token) do
-    expected = "Bearer " <> token
-
+    # The scheme is case-insensitive (RFC 7235), the token is not.
     case List.keyfind(headers, "authorization", 0) do
-      {_, given} when byte_size(given) == byte_size(expected) ->
-        constant_time_equal?(given, expected)
+      {_, <<scheme::binary-7, given::binary>>} when byte_size(given) == byte_size(token) ->
+        String.downcase(scheme) == "bearer " and constant_time_equal?(given, token)
 
       _ ->
         false

@@ -66,7 +66,8 @@ defmodule Tms.Scraper do
       {is_list(job[:targets]) and Enum.all?(job[:targets], &target?/1),
        "targets: a list of \"host:port\" strings"},
       {is_integer(job.interval) and job.interval > 0, "interval: positive milliseconds"},
-      {is_integer(job.timeout) and job.timeout > 0, "timeout: positive milliseconds"},
+      {is_integer(job.timeout) and job.timeout > 0 and job.timeout <= job.interval,
+       "timeout: positive milliseconds, at most the interval"},
       {is_binary(job.path) and String.starts_with?(job.path, "/"), "path: starting with /"},
       {is_map(job.labels) and Enum.all?(job.labels, fn {k, v} -> is_binary(k) and is_binary(v) end),
        "labels: a map of strings"}

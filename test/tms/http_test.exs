@@ -1,5 +1,5 @@
 defmodule Tms.HTTPTest do
-  # The HTTP API over a real :httpd server: imports of every format, the
+  # The HTTP API over its real server: imports of every format, the
   # series endpoints, Prometheus' error answers, limits and the token.
   use Tms.Case, async: true
   alias Tms.Test.{JSON, RemoteWrite}
@@ -233,6 +233,22 @@ defmodule Tms.HTTPTest do
     # Its slot is free once the server sees the close.
     Process.sleep(100)
 
+    # Too many headers: 400, closed.
+    crowded = connect.()
+    :ok = :gen_tcp.send(crowded, ["GET /health HTTP/1.1\r\n", List.duplicate("a: b\r\n", 150), "\r\n"])
+    assert {:ok, "HTTP/1.1 400" <> _} = :gen_tcp.recv(crowded, 0, 2_000)
+    :gen_tcp.close(crowded)
+
+    # HEAD gets the head alone; HTTP/1.0 is closed after its answer.
+    head = connect.()
+    :ok = :gen_tcp.send(head, "HEAD /health HTTP/1.1\r\n\r\nGET /health HTTP/1.0\r\n\r\n")
+    Process.sleep(200)
+    {:ok, both} = :gen_tcp.recv(head, 0, 2_000)
+    assert [_, "HTTP/1.1 200 OK\r\nconnection: close" <> rest] = String.split(both, "\r\n\r\n", parts: 2)
+    assert String.ends_with?(rest, "\r\n\r\nOK")
+    assert {:error, :closed} = :gen_tcp.recv(head, 0, 2_000)
+    Process.sleep(100)
+
     # 60 connections at once against a limit of 20: each is answered, the
     # ones past the limit with 503, and the store serves on afterwards.
     statuses =
@@ -261,6 +277,7 @@ defmodule Tms.HTTPTest do
     assert {401, _, _} = request(:get, url <> "/health", nil, [{"authorization", "Bearer s3cre"}])
     assert {401, _, _} = request(:get, url <> "/health", nil, [{"authorization", "Bearer s3creT"}])
     assert {200, _, "OK"} = request(:get, url <> "/health", nil, [{"authorization", "Bearer s3cret"}])
+    assert {200, _, "OK"} = request(:get, url <> "/health", nil, [{"authorization", "bearer s3cret"}])
   end
 
   test "handle/7 answers without a server, for a Plug or Phoenix router", ctx do

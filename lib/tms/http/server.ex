@@ -12,18 +12,24 @@ defmodule Tms.HTTP.Server do
   # read as one binary of exactly Content-Length bytes, and the response
   # goes out in one send with TCP_NODELAY.
   #
-  # Limits: a request head must arrive within request_timeout (10 s) and a
-  # body at no less than 1 KB/s (slow clients cannot hold a connection process forever);
-  # bodies over max_body_bytes get 413 without being read; chunked request
-  # bodies get 411 (Prometheus, vmagent and curl --data send a length);
-  # past max_clients open connections a new one gets 503 and is closed; an
-  # idle keep-alive connection is closed after 120 s.
+  # Limits: a request head (at most 100 headers of 64 KB) must arrive
+  # within request_timeout (10 s) of its request line, and a body at no
+  # less than 1 KB/s, read in 64 KB chunks (slow clients cannot hold a
+  # connection process, and memory follows what arrived); bodies over
+  # max_body_bytes get 413; chunked request bodies get 411 (Prometheus,
+  # vmagent and curl send a length); past max_clients open connections a
+  # new one gets 503 and is closed; an answer the client does not read for
+  # 30 s closes the connection; an idle keep-alive connection is closed
+  # after 120 s. HEAD is GET without the body; HTTP/1.0 clients get whole
+  # answers and keep-alive only when they ask.
 
   use GenServer
   require Logger
 
   @idle_timeout 120_000
   @max_header_bytes 65_536
+  @max_headers 100
+  @body_chunk 65_536
   @min_bytes_per_second 1_024
 
   def child_spec(config) do
@@ -55,7 +61,10 @@ defmodule Tms.HTTP.Server do
       nodelay: true,
       backlog: 1024,
       packet: :http_bin,
-      packet_size: @max_header_bytes
+      packet_size: @max_header_bytes,
+      # A client that stops reading its answer cannot hold a process.
+      send_timeout: 30_000,
+      send_timeout_close: true
     ]
 
     case :gen_tcp.listen(http.port, opts) do
@@ -99,7 +108,9 @@ defmodule Tms.HTTP.Server do
         :ok
 
       {:error, reason} ->
+        # Out of file descriptors, say: back off rather than spin.
         Logger.warning("Tms HTTP accept failed: #{inspect(reason)}")
+        Process.sleep(100)
         send(parent, {:accepted, self()})
     end
   end
@@ -117,22 +128,26 @@ defmodule Tms.HTTP.Server do
 
   # One request after another on a keep-alive connection.
   defp loop(socket, state, wait) do
-    deadline = System.monotonic_time(:millisecond) + state.http.request_timeout
-
-    with {:ok, {method, target}} <- request_line(socket, wait),
+    with {:ok, {method, target, version}} <- request_line(socket, wait),
+         deadline = System.monotonic_time(:millisecond) + state.http.request_timeout,
          {:ok, headers} <- headers(socket, deadline, []) do
-      keep_alive? = keep_alive?(headers)
+      keep_alive? = keep_alive?(headers, version)
 
       case body(socket, headers, state.http) do
         {:ok, body} ->
           {path, query} = split_target(target)
           token = state.http.token
+          # HEAD is GET without the body (the length stays).
+          as = if method == "HEAD", do: "GET", else: method
 
           {status, resp_headers, resp} =
-            Tms.HTTP.handle(state.store, method, path, query, headers, body, token: token)
+            Tms.HTTP.handle(state.store, as, path, query, headers, body, token: token)
+
+          resp = http10_body(resp, version)
+          respond = if method == "HEAD", do: &respond_head/5, else: &respond/5
 
           # A client gone mid-answer ends the connection, nothing else.
-          case respond(socket, status, resp_headers, resp, keep_alive?) do
+          case respond.(socket, status, resp_headers, resp, keep_alive?) do
             :ok when keep_alive? -> loop(socket, state, @idle_timeout)
             _closed_or_done -> :ok
           end
@@ -148,8 +163,8 @@ defmodule Tms.HTTP.Server do
 
   defp request_line(socket, wait) do
     case :gen_tcp.recv(socket, 0, wait) do
-      {:ok, {:http_request, method, target, _version}} -> {:ok, {to_string(method), target(target)}}
-      {:ok, {:http_error, _}} -> {:error, :bad_request}
+      {:ok, {:http_request, method, target, version}} -> {:ok, {to_string(method), target(target), version}}
+      {:ok, _not_a_request} -> {:error, :bad_request}
       {:error, reason} -> {:error, reason}
     end
   end
@@ -157,6 +172,9 @@ defmodule Tms.HTTP.Server do
   defp target({:abs_path, path}), do: path
   defp target({:absoluteURI, _scheme, _host, _port, path}), do: path
   defp target(_other), do: "/"
+
+  # At most @max_headers of at most @max_header_bytes each.
+  defp headers(_socket, _deadline, acc) when length(acc) >= @max_headers, do: {:error, :bad_request}
 
   defp headers(socket, deadline, acc) do
     left = max(deadline - System.monotonic_time(:millisecond), 0)
@@ -168,7 +186,7 @@ defmodule Tms.HTTP.Server do
       {:ok, :http_eoh} ->
         {:ok, Enum.reverse(acc)}
 
-      {:ok, {:http_error, _}} ->
+      {:ok, _not_a_header} ->
         {:error, :bad_request}
 
       {:error, reason} ->
@@ -211,26 +229,39 @@ defmodule Tms.HTTP.Server do
     end
   end
 
+  # Reads the body in chunks, each due within request_timeout (the first)
+  # or the time 1 KB/s needs for it: a slow client cannot hold a process,
+  # and memory follows what actually arrived.
   defp read_body(socket, n, request_timeout) do
     :ok = :inet.setopts(socket, packet: :raw)
-    # At least 1 KB/s, whatever the size.
-    timeout = request_timeout + div(n * 1000, @min_bytes_per_second)
-
-    result =
-      case :gen_tcp.recv(socket, n, timeout) do
-        {:ok, body} -> {:ok, body}
-        {:error, _} -> {:error, 408, "the body did not arrive in time\n"}
-      end
-
+    result = read_chunks(socket, n, request_timeout, [])
     _ = :inet.setopts(socket, packet: :http_bin)
     result
   end
 
-  defp keep_alive?(headers) do
-    case List.keyfind(headers, "connection", 0) do
-      {_, value} -> String.downcase(value) != "close"
-      nil -> true
+  defp read_chunks(_socket, 0, _slack, acc), do: {:ok, IO.iodata_to_binary(Enum.reverse(acc))}
+
+  defp read_chunks(socket, left, slack, acc) do
+    chunk = min(left, @body_chunk)
+
+    case :gen_tcp.recv(socket, chunk, slack + div(chunk * 1000, @min_bytes_per_second)) do
+      {:ok, data} -> read_chunks(socket, left - byte_size(data), 1_000, [data | acc])
+      {:error, _} -> {:error, 408, "the body did not arrive in time\n"}
     end
+  end
+
+  defp http10_body({:chunks, stream}, {1, 0}), do: Enum.to_list(stream)
+  defp http10_body(body, _version), do: body
+
+  # HTTP/1.1 keeps a connection unless told to close; 1.0 only when asked.
+  defp keep_alive?(headers, version) do
+    tokens =
+      case List.keyfind(headers, "connection", 0) do
+        {_, value} -> value |> String.downcase() |> String.split(",", trim: true) |> Enum.map(&String.trim/1)
+        nil -> []
+      end
+
+    if version == {1, 0}, do: "keep-alive" in tokens, else: "close" not in tokens
   end
 
   defp split_target(target) do
@@ -241,16 +272,7 @@ defmodule Tms.HTTP.Server do
   end
 
   defp respond(socket, status, headers, {:chunks, stream}, keep_alive?) do
-    head = [
-      "HTTP/1.1 ",
-      Integer.to_string(status),
-      " ",
-      reason(status),
-      "\r\ntransfer-encoding: chunked",
-      if(keep_alive?, do: "", else: "\r\nconnection: close"),
-      for({k, v} <- headers, do: ["\r\n", k, ": ", v]),
-      "\r\n\r\n"
-    ]
+    head = status_head(status, [{"transfer-encoding", "chunked"} | headers], keep_alive?)
 
     with :ok <- :gen_tcp.send(socket, head),
          :ok <- send_chunks(socket, stream) do
@@ -262,20 +284,26 @@ defmodule Tms.HTTP.Server do
     body = IO.iodata_to_binary(body)
 
     # A 204 carries no body, and so no length.
-    length = if status == 204, do: [], else: ["\r\ncontent-length: ", Integer.to_string(byte_size(body))]
+    length = if status == 204, do: [], else: [{"content-length", Integer.to_string(byte_size(body))}]
+    :gen_tcp.send(socket, [status_head(status, length ++ headers, keep_alive?), body])
+  end
 
-    head = [
+  defp respond_head(socket, status, headers, body, keep_alive?) do
+    length = IO.iodata_length(if match?({:chunks, _}, body), do: [], else: body)
+    head = status_head(status, [{"content-length", Integer.to_string(length)} | headers], keep_alive?)
+    :gen_tcp.send(socket, head)
+  end
+
+  defp status_head(status, headers, keep_alive?) do
+    [
       "HTTP/1.1 ",
       Integer.to_string(status),
       " ",
       reason(status),
-      length,
       if(keep_alive?, do: "", else: "\r\nconnection: close"),
       for({k, v} <- headers, do: ["\r\n", k, ": ", v]),
       "\r\n\r\n"
     ]
-
-    :gen_tcp.send(socket, [head, body])
   end
 
   defp send_chunks(socket, stream) do

@@ -10,7 +10,6 @@ defmodule Tms.Scraper.Target do
 
   @impl true
   def init({store, job, target}) do
-    {:ok, info} = Tms.info(store)
     labels = Map.merge(job.labels, %{"job" => job.job, "instance" => target})
     offset = :erlang.phash2({job.job, target}, job.interval)
     due = System.monotonic_time(:millisecond) + offset
@@ -22,21 +21,24 @@ defmodule Tms.Scraper.Target do
        job: job,
        url: String.to_charlist("http://#{target}#{job.path}"),
        labels: labels,
-       unit: info.time_unit,
        due: due
      }}
   end
 
   @impl true
   def handle_info(:scrape, state) do
-    scrape(state)
-    due = state.due + state.job.interval
-    Process.send_after(self(), :scrape, max(due - System.monotonic_time(:millisecond), 0))
+    # A store that is not running (yet, or restarting) skips this tick.
+    with {:ok, %{time_unit: unit}} <- Tms.info(state.store), do: scrape(state, unit)
+    # Ticks missed while a scrape ran long are skipped, not caught up on.
+    now = System.monotonic_time(:millisecond)
+    interval = state.job.interval
+    due = state.due + interval * max(1, div(now - state.due, interval) + 1)
+    Process.send_after(self(), :scrape, max(due - now, 0))
     {:noreply, %{state | due: due}}
   end
 
-  defp scrape(state) do
-    ts = System.os_time(state.unit)
+  defp scrape(state, unit) do
+    ts = System.os_time(unit)
     started = System.monotonic_time(:microsecond)
     headers = [{~c"accept", ~c"text/plain;version=0.0.4"}]
     http = [timeout: state.job.timeout, connect_timeout: state.job.timeout]
