@@ -14,7 +14,7 @@ defmodule Tms.HTTP.Server do
   #
   # Limits: a request head (at most 100 headers of 64 KB) must arrive
   # within request_timeout (10 s) of its request line, and a body at no
-  # less than 1 KB/s, read in 64 KB chunks (slow clients cannot hold a
+  # less than 1 KB/s, read in 256 KB chunks (slow clients cannot hold a
   # connection process, and memory follows what arrived); bodies over
   # max_body_bytes get 413; chunked request bodies get 411 (Prometheus,
   # vmagent and curl send a length); past max_clients open connections a
@@ -29,7 +29,7 @@ defmodule Tms.HTTP.Server do
   @idle_timeout 120_000
   @max_header_bytes 65_536
   @max_headers 100
-  @body_chunk 65_536
+  @body_chunk 262_144
   @min_bytes_per_second 1_024
 
   def child_spec(config) do
