@@ -71,7 +71,7 @@ defmodule Tms do
   Housekeeping timers (wall-clock milliseconds, whatever the `:time_unit`):
 
   #{Tms.Options.docs(:timers)}
-  HTTP:
+  HTTP and scraping:
 
   #{Tms.Options.docs(:server)}
   Stopping a store (`stop/1`, its supervisor or the application stopping)

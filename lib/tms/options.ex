@@ -46,6 +46,8 @@ defmodule Tms.Options do
     {:retention, :timers, nil, {:nil_or, :pos_int},
      "keep this much history (in `:time_unit`); older points are deleted every `:retention_interval`. `nil`: keep everything."},
     {:retention_interval, :timers, 3_600_000, :pos_int, "how often retention runs, in milliseconds."},
+    {:scrape, :server, [], :scrape,
+     "scrape jobs (see `Tms.Scraper`) the store pulls into itself, started in its supervision tree."},
     {:http, :server, false, :http,
      "`false`, or a keyword list that starts an HTTP server with the Prometheus API (`Tms.HTTP`) in the store's supervision tree: `port:` (required; `0` picks a free one, see `Tms.HTTP.port/1`), `ip:` (default `{127, 0, 0, 1}`), `token:` (a bearer token every request must carry), `max_body_bytes:` (default 64 MiB; larger bodies get 413), `max_clients:` (default 1,000; more open connections get 503), `request_timeout:` (milliseconds a request's head may take to arrive, default 10,000; its body must then come at 1 KB/s or more)."}
   ]
@@ -86,7 +88,8 @@ defmodule Tms.Options do
       engine: engine,
       ingest: ingest,
       timers: Map.take(values, keys(:timers)),
-      http: http(values.http)
+      http: http(values.http),
+      scrape: Tms.Scraper.jobs!(values.scrape)
     }
   end
 
@@ -144,6 +147,8 @@ defmodule Tms.Options do
   defp valid?({:in, values}, value), do: value in values
   defp valid?({:nil_or, type}, value), do: is_nil(value) or valid?(type, value)
 
+  defp valid?(:scrape, jobs), do: is_list(jobs)
+
   defp valid?(:http, false), do: true
 
   defp valid?(:http, opts) do
@@ -171,6 +176,8 @@ defmodule Tms.Options do
   defp expected({:in, values}), do: "one of #{inspect(values)}"
   defp expected({:nil_or, type}), do: "nil or #{expected(type)}"
   defp expected(:sync), do: ":always, :never or {:interval, ms} with ms > 0"
+
+  defp expected(:scrape), do: "a list of Tms.Scraper jobs"
 
   defp expected(:http),
     do:

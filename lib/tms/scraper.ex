@@ -27,7 +27,8 @@ defmodule Tms.Scraper do
   Job fields: `job` and `targets` (`"host:port"` strings) are required;
   `interval` defaults to 15,000 ms, `timeout` to the smaller of 10,000 ms and
   the interval, `path` to `"/metrics"`, `labels` to none. Start the scraper
-  after its store.
+  after its store, or give the jobs to the store itself as its `scrape:`
+  option, which starts the scraper in the store's supervision tree.
   """
 
   use Supervisor
@@ -41,7 +42,7 @@ defmodule Tms.Scraper do
   def start_link(opts) do
     opts = Keyword.validate!(opts, [:store, jobs: [], name: nil])
     store = opts[:store] || raise ArgumentError, "Tms.Scraper needs store:"
-    jobs = Enum.map(opts[:jobs], &job!/1)
+    jobs = jobs!(opts[:jobs])
     Supervisor.start_link(__MODULE__, {store, jobs}, if(opts[:name], do: [name: opts[:name]], else: []))
   end
 
@@ -56,6 +57,12 @@ defmodule Tms.Scraper do
 
     Supervisor.init(children, strategy: :one_for_one)
   end
+
+  @doc false
+  # The jobs with their defaults filled in; raises ArgumentError naming the
+  # first bad field (the store's `scrape:` option is checked here too).
+  def jobs!(jobs) when is_list(jobs), do: Enum.map(jobs, &job!/1)
+  def jobs!(other), do: raise(ArgumentError, "scrape jobs must be a list, got: #{inspect(other)}")
 
   defp job!(job) when is_map(job) do
     job = Map.merge(%{interval: 15_000, path: "/metrics", labels: %{}}, job)

@@ -29,6 +29,11 @@ defmodule Tms.Store do
     # and stops first, so no request finds them gone.
     children = if config.http, do: children ++ [{Tms.HTTP.Server, config}], else: children
 
+    children =
+      if config.scrape == [],
+        do: children,
+        else: children ++ [{Tms.Scraper, store: config.name, jobs: config.scrape}]
+
     # Shutdown runs in reverse: timers stop, shards write what they hold,
     # then the owner closes the engine with a final flush.
     Supervisor.init(children, strategy: :rest_for_one)

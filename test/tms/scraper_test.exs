@@ -100,6 +100,17 @@ defmodule Tms.ScraperTest do
     assert [] = points(store, "scrape_duration_seconds", %{"instance" => down})
   end
 
+  test "a store's scrape: option starts its own scraper", ctx do
+    target = serve("m 1\n")
+    store = start_store(ctx, scrape: [%{job: "self", targets: [target], interval: 200}])
+    Process.sleep(700)
+    assert [_ | _] = points(store, "m", %{"job" => "self", "instance" => target})
+
+    assert_raise ArgumentError, ~r/interval/, fn ->
+      Tms.child_spec(name: :x, data_dir: ctx.dir, scrape: [%{job: "a", targets: ["a:1"], interval: 0}])
+    end
+  end
+
   test "bad jobs are refused at start" do
     for bad <- [
           %{targets: ["a:1"]},
