@@ -1,10 +1,13 @@
+# The remote_write encoding the tests use (protobuf fields, snappy literals).
+Code.require_file("../../test/support/remote_write.ex", __DIR__)
+
 defmodule Tms.Bench.RealData do
   @moduledoc false
   # The real scrape in ../shared/data (node_exporter, Prometheus and
   # VictoriaMetrics every 2 s for 40 minutes; its README gives the format),
   # and request bodies built from it the way exporters and Prometheus send
   # them. Shared by the benchmarks that compare with VictoriaMetrics.
-  import Bitwise
+  import Tms.Test.RemoteWrite, only: [field: 2, snappy: 1, varint: 1]
 
   @path Path.expand("../../../shared/data/real_scrape_2s_40m.tsv.gz", __DIR__)
 
@@ -170,20 +173,6 @@ defmodule Tms.Bench.RealData do
       |> String.replace("\t", "\\t")
 
     "\"" <> escaped <> "\""
-  end
-
-  defp varint(n) when n < 128, do: <<n>>
-  defp varint(n), do: <<(n &&& 127) ||| 128, varint(n >>> 7)::binary>>
-
-  defp field(n, bytes), do: <<varint(n * 8 + 2)::binary, varint(byte_size(bytes))::binary, bytes::binary>>
-
-  # Snappy's block format with literals only (the benches have no snappy
-  # library); both servers decompress it the same way.
-  defp snappy(data) do
-    chunks = for <<c::binary-size(60) <- data>>, into: <<>>, do: <<59 <<< 2, c::binary>>
-    rest = binary_part(data, div(byte_size(data), 60) * 60, rem(byte_size(data), 60))
-    tail = if rest == "", do: "", else: <<(byte_size(rest) - 1) <<< 2, rest::binary>>
-    varint(byte_size(data)) <> chunks <> tail
   end
 
   defp bits(:nan), do: <<0x7FF8_0000_0000_0001::little-64>>

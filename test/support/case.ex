@@ -22,6 +22,14 @@ defmodule Tms.Case do
     {:ok, store: name, dir: dir}
   end
 
+  @doc "A loopback TCP port free just now, for a peer process to listen on."
+  def free_port do
+    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
+    {:ok, port} = :inet.port(socket)
+    :gen_tcp.close(socket)
+    port
+  end
+
   def start_store(context, opts \\ []) do
     opts = Keyword.merge([name: context.store, data_dir: context.dir, wal_sync: :never], opts)
     {:ok, _} = start_supervised({Tms, opts}, id: context.store)

@@ -37,6 +37,7 @@ defmodule Tms.Test.RemoteWrite do
   def varint(n) when n < 128, do: <<n>>
   def varint(n), do: <<bor(band(n, 127), 128), varint(n >>> 7)::binary>>
 
-  defp field(number, bytes),
+  @doc "A length-delimited field `number` holding `bytes`."
+  def field(number, bytes),
     do: <<varint(number * 8 + 2)::binary, varint(byte_size(bytes))::binary, bytes::binary>>
 end

@@ -4,9 +4,9 @@ defmodule Tms.HTTPTest do
   use Tms.Case, async: true
   alias Tms.Test.{JSON, RemoteWrite}
 
-  setup ctx do
+  setup do
     {:ok, _} = Application.ensure_all_started(:inets)
-    {:ok, http_ctx: ctx}
+    :ok
   end
 
   defp start_http(ctx, http_opts, store_opts \\ []) do

@@ -8,13 +8,6 @@ defmodule Tms.PrometheusPeerTest do
 
   @moduletag timeout: 120_000
 
-  defp free_port do
-    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_tcp.close(socket)
-    port
-  end
-
   defp run!(executable, args) do
     path =
       System.find_executable(executable) || flunk("#{executable} is not installed (bin/setup installs it)")

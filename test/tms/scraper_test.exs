@@ -5,13 +5,6 @@ defmodule Tms.ScraperTest do
 
   @moduletag timeout: 60_000
 
-  defp free_port do
-    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_tcp.close(socket)
-    port
-  end
-
   # A one-page HTTP server: every request gets `body`.
   defp serve(body) do
     {:ok, listen} = :gen_tcp.listen(0, [:binary, ip: {127, 0, 0, 1}, active: false, reuseaddr: true])
