@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! nif                          terms in, terms out (the only rustler code)
+//! promql                       PromQL over the engine's read API
 //! engine                       Engine: open, write, read, flush, maintenance, import, stats
 //! ingest                       Prometheus text, remote_write, JSON lines -> one batch
 //! query   storage   buffer     step aggregation; chunks, segments, chunk index; hot buffers
@@ -26,6 +27,7 @@ pub mod index;
 pub mod ingest;
 pub mod layout;
 pub mod parallel;
+pub mod promql;
 pub mod query;
 pub mod registry;
 pub mod retention;

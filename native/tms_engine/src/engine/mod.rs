@@ -97,6 +97,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Timestamp units in a second (1000 when timestamps are milliseconds).
+    pub fn units_per_second(&self) -> i64 {
+        self.config.units_per_second
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EngineError::Closed);

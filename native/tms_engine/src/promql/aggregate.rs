@@ -1,0 +1,301 @@
+//! Aggregation operators (`sum by (job) (...)` and the rest), per step,
+//! with Prometheus 2.42's arithmetic: plain sums, a running mean for `avg`,
+//! Welford for `stddev`/`stdvar`, NaN losing to numbers in `min`/`max`.
+
+use std::collections::HashMap;
+
+use super::ast::{AggOp, Expr, Kind};
+use super::eval::Evaluator;
+use super::functions::valid_label_name;
+use super::range::quantile;
+use super::value::{filter, set, signature, Assembler, Labels, Series, Steps, Value, NAME};
+use super::Error;
+
+/// Evaluates `op [by|without (grouping)] ([param,] expr)` at every step.
+pub fn eval(
+    ev: &mut Evaluator<'_>,
+    op: AggOp,
+    expr: &Expr,
+    param: Option<&Expr>,
+    grouping: &[String],
+    without: bool,
+    steps: Steps,
+) -> Result<Value, Error> {
+    let n = steps.len();
+    let mut label_param = None;
+    let mut scalar_param = vec![0.0; n];
+    match param {
+        Some(Expr::String(s)) => label_param = Some(s.clone()),
+        Some(p) if p.kind() == Kind::Scalar => scalar_param = ev.scalar(p, steps)?,
+        _ => {}
+    }
+    let series = ev.vector(expr, steps)?;
+    let out = match op {
+        AggOp::Topk | AggOp::Bottomk => select_k(
+            &series,
+            grouping,
+            without,
+            &scalar_param,
+            op == AggOp::Topk,
+            n,
+        )?,
+        AggOp::CountValues => {
+            let label = label_param.unwrap_or_default();
+            if !valid_label_name(&label) {
+                return Err(Error::execution(format!("invalid label name {label:?}")));
+            }
+            count_values(&series, grouping, without, &label, n)?
+        }
+        _ => reduce(op, &series, grouping, without, &scalar_param, n),
+    };
+    ev.charge(out.iter().map(|s| s.values.len()).sum())?;
+    Ok(Value::Vector(out))
+}
+
+/// The group of each series and each group's labels, groups in the order
+/// their first series comes.
+fn groups(series: &[Series], grouping: &[String], without: bool) -> (Vec<usize>, Vec<Labels>) {
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut labels = Vec::new();
+    let of = series
+        .iter()
+        .map(|s| {
+            let key = signature(&s.labels, grouping, !without);
+            *index.entry(key).or_insert_with(|| {
+                labels.push(group_labels(&s.labels, grouping, without));
+                labels.len() - 1
+            })
+        })
+        .collect();
+    (of, labels)
+}
+
+/// A group's labels: the `by` labels, or all but the `without` labels and
+/// the metric name.
+fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+    if without {
+        filter(labels, grouping, false)
+            .into_iter()
+            .filter(|(n, _)| n != NAME)
+            .collect()
+    } else {
+        filter(labels, grouping, true)
+    }
+}
+
+/// One group's running state at one step.
+#[derive(Default, Clone)]
+struct Acc {
+    count: usize,
+    value: f64,
+    mean: f64,
+    values: Vec<f64>,
+}
+
+impl Acc {
+    fn add(&mut self, op: AggOp, v: f64) {
+        self.count += 1;
+        if self.count == 1 {
+            self.value = match op {
+                AggOp::Stddev | AggOp::Stdvar => 0.0,
+                AggOp::Group => 1.0,
+                _ => v,
+            };
+            self.mean = v;
+            self.values.clear();
+            self.values.push(v);
+            return;
+        }
+        let count = self.count as f64;
+        match op {
+            AggOp::Sum => self.value += v,
+            AggOp::Avg => {
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                self.mean += v / count - self.mean / count;
+            }
+            AggOp::Max if self.value < v || self.value.is_nan() => self.value = v,
+            AggOp::Min if self.value > v || self.value.is_nan() => self.value = v,
+            AggOp::Stddev | AggOp::Stdvar => {
+                let delta = v - self.mean;
+                self.mean += delta / count;
+                self.value += delta * (v - self.mean);
+            }
+            AggOp::Quantile => self.values.push(v),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, op: AggOp, q: f64) -> f64 {
+        let count = self.count as f64;
+        match op {
+            AggOp::Avg => self.mean,
+            AggOp::Count => count,
+            AggOp::Stdvar => self.value / count,
+            AggOp::Stddev => (self.value / count).sqrt(),
+            AggOp::Quantile => quantile(q, &mut self.values),
+            _ => self.value,
+        }
+    }
+}
+
+/// The aggregations with one value per group.
+fn reduce(
+    op: AggOp,
+    series: &[Series],
+    grouping: &[String],
+    without: bool,
+    param: &[f64],
+    n: usize,
+) -> Vec<Series> {
+    let (group_of, labels) = groups(series, grouping, without);
+    let mut out: Vec<Series> = labels
+        .into_iter()
+        .map(|labels| Series {
+            labels,
+            values: vec![None; n],
+        })
+        .collect();
+    let mut accs = vec![Acc::default(); out.len()];
+    for (step, &q) in param.iter().enumerate().take(n) {
+        for acc in &mut accs {
+            acc.count = 0;
+        }
+        for (s, &g) in series.iter().zip(&group_of) {
+            if let Some(v) = s.values[step] {
+                accs[g].add(op, v);
+            }
+        }
+        for (acc, o) in accs.iter_mut().zip(&mut out) {
+            if acc.count > 0 {
+                o.values[step] = Some(acc.finish(op, q));
+            }
+        }
+    }
+    out.retain(|s| s.values.iter().any(Option::is_some));
+    out
+}
+
+/// `topk` and `bottomk`: per group and step, the k largest (smallest)
+/// samples, NaN last; the series keep their labels.
+fn select_k(
+    series: &[Series],
+    grouping: &[String],
+    without: bool,
+    k: &[f64],
+    top: bool,
+    n: usize,
+) -> Result<Vec<Series>, Error> {
+    let (group_of, labels) = groups(series, grouping, without);
+    let mut slots: Vec<Option<usize>> = vec![None; series.len()];
+    let mut out = Assembler::new(n);
+    let mut chosen: Vec<Vec<(usize, f64)>> = vec![Vec::new(); labels.len()];
+    // Whether `a` is a better pick than `b` (NaN is never better).
+    let better = |a: f64, b: f64| !a.is_nan() && (b.is_nan() || if top { a > b } else { a < b });
+    for step in 0..n {
+        let kf = k[step];
+        if !(kf >= i64::MIN as f64 && kf <= i64::MAX as f64) {
+            return Err(Error::execution(format!(
+                "Scalar value {kf} overflows int64"
+            )));
+        }
+        let k = kf as i64;
+        if k < 1 {
+            continue;
+        }
+        let k = usize::try_from(k).unwrap_or(usize::MAX);
+        for c in &mut chosen {
+            c.clear();
+        }
+        for (i, s) in series.iter().enumerate() {
+            let Some(v) = s.values[step] else { continue };
+            let picks = &mut chosen[group_of[i]];
+            if picks.len() < k {
+                picks.push((i, v));
+                continue;
+            }
+            // The worst pick so far is replaced by a better sample.
+            let worst = (0..picks.len())
+                .reduce(|w, j| if better(picks[w].1, picks[j].1) { j } else { w })
+                .unwrap_or(0);
+            if better(v, picks[worst].1) {
+                picks[worst] = (i, v);
+            }
+        }
+        for picks in &mut chosen {
+            picks.sort_by(|a, b| {
+                if better(a.1, b.1) {
+                    std::cmp::Ordering::Less
+                } else if better(b.1, a.1) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            });
+            for &(i, v) in picks.iter() {
+                let slot = match slots[i] {
+                    Some(slot) => slot,
+                    None => {
+                        let slot = out.slot(series[i].labels.clone());
+                        slots[i] = Some(slot);
+                        slot
+                    }
+                };
+                out.put(slot, step, v)?;
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+/// `count_values("label", v)`: per group and distinct value, how many
+/// samples have it, the value in `label`.
+fn count_values(
+    series: &[Series],
+    grouping: &[String],
+    without: bool,
+    label: &str,
+    n: usize,
+) -> Result<Vec<Series>, Error> {
+    let mut by = grouping.to_vec();
+    if !without {
+        by.push(label.to_string());
+    }
+    let mut out = Assembler::new(n);
+    for step in 0..n {
+        let mut counts: Vec<(usize, f64)> = Vec::new();
+        for s in series {
+            let Some(v) = s.values[step] else { continue };
+            let mut labels = s.labels.clone();
+            set(&mut labels, label, &format_value(v));
+            let slot = out.slot(group_labels(&labels, &by, without));
+            match counts.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, c)) => *c += 1.0,
+                None => counts.push((slot, 1.0)),
+            }
+        }
+        for (slot, c) in counts {
+            out.put(slot, step, c)?;
+        }
+    }
+    Ok(out.finish())
+}
+
+/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}

@@ -1,0 +1,393 @@
+//! Functions over range vectors: each series' window at each step becomes
+//! one value (`rate`, `*_over_time`, `deriv`, ...), with Prometheus 2.42's
+//! arithmetic (extrapolation, Kahan sums, resets).
+
+use super::ast::Expr;
+use super::eval::Evaluator;
+use super::functions::absent_labels;
+use super::value::{without_name, Series, Steps, Value};
+use super::Error;
+
+/// One window: its points, its bounds and the step's evaluation time.
+struct Window<'a> {
+    points: &'a [(i64, f64)],
+    /// `[start, end]`: the window's bounds (reference time minus range,
+    /// reference time), in milliseconds.
+    start: i64,
+    end: i64,
+    range: i64,
+    /// The step's evaluation time (what `predict_linear` predicts from).
+    time: i64,
+}
+
+/// Evaluates a function whose argument `at` is a range vector.
+pub fn call(
+    ev: &mut Evaluator<'_>,
+    func: &str,
+    args: &[Expr],
+    at: usize,
+    steps: Steps,
+) -> Result<Value, Error> {
+    let n = steps.len();
+    // The other arguments are scalars, one value per step.
+    let mut params: Vec<Vec<f64>> = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i != at {
+            params.push(ev.scalar(arg, steps)?);
+        }
+    }
+    let (input, windowing) = ev.range_input(&args[at], steps)?;
+    let keep_name = func == "last_over_time";
+    let mut out: Vec<Series> = Vec::with_capacity(input.len());
+    for series in &input {
+        ev.check_time()?;
+        let mut values = vec![None; n];
+        let mut present = false;
+        for (step, start, end, points) in windowing.windows(&series.points, steps) {
+            if points.is_empty() {
+                continue;
+            }
+            let window = Window {
+                points,
+                start,
+                end,
+                range: windowing.range,
+                time: steps.at(step),
+            };
+            let p = |k: usize| params[k][step];
+            values[step] = apply(func, &window, p)?;
+            present |= values[step].is_some();
+        }
+        if present {
+            out.push(Series {
+                labels: if keep_name {
+                    series.labels.clone()
+                } else {
+                    without_name(&series.labels)
+                },
+                values,
+            });
+        }
+    }
+    ev.charge(out.len() * n)?;
+    if func == "absent_over_time" {
+        let values = (0..n)
+            .map(|i| out.iter().all(|s| s.values[i].is_none()).then_some(1.0))
+            .collect();
+        let absent = Series {
+            labels: absent_labels(&args[at]),
+            values,
+        };
+        let any = absent.values.iter().any(Option::is_some);
+        return Ok(Value::Vector(if any { vec![absent] } else { Vec::new() }));
+    }
+    // Unlike per-step results, a range function's series may not share
+    // labels even at different steps (Prometheus checks the whole matrix).
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    if !out.iter().all(|s| seen.insert(&s.labels)) {
+        return Err(Error::execution(
+            "vector cannot contain metrics with the same labelset",
+        ));
+    }
+    Ok(Value::Vector(out))
+}
+
+/// One function over one non-empty window; `p(k)` is the k-th scalar
+/// parameter at this step.
+fn apply(func: &str, w: &Window<'_>, p: impl Fn(usize) -> f64) -> Result<Option<f64>, Error> {
+    let values = || w.points.iter().map(|p| p.1);
+    Ok(match func {
+        "rate" => extrapolated_rate(w, true, true),
+        "increase" => extrapolated_rate(w, true, false),
+        "delta" => extrapolated_rate(w, false, false),
+        "irate" => instant_value(w.points, true),
+        "idelta" => instant_value(w.points, false),
+        "deriv" => (w.points.len() >= 2).then(|| linear_regression(w.points, w.points[0].0).0),
+        "predict_linear" => (w.points.len() >= 2).then(|| {
+            let (slope, intercept) = linear_regression(w.points, w.time);
+            slope * p(0) + intercept
+        }),
+        "holt_winters" => holt_winters(w.points, p(0), p(1))?,
+        "changes" => Some(
+            w.points
+                .windows(2)
+                .filter(|pair| {
+                    let (a, b) = (pair[0].1, pair[1].1);
+                    a != b && !(a.is_nan() && b.is_nan())
+                })
+                .count() as f64,
+        ),
+        "resets" => Some(
+            w.points
+                .windows(2)
+                .filter(|pair| pair[1].1 < pair[0].1)
+                .count() as f64,
+        ),
+        "avg_over_time" => Some(avg(values())),
+        "count_over_time" => Some(w.points.len() as f64),
+        "last_over_time" => w.points.last().map(|p| p.1),
+        "present_over_time" | "absent_over_time" => Some(1.0),
+        "max_over_time" => {
+            Some(values().fold(
+                w.points[0].1,
+                |max, v| {
+                    if v > max || max.is_nan() {
+                        v
+                    } else {
+                        max
+                    }
+                },
+            ))
+        }
+        "min_over_time" => {
+            Some(values().fold(
+                w.points[0].1,
+                |min, v| {
+                    if v < min || min.is_nan() {
+                        v
+                    } else {
+                        min
+                    }
+                },
+            ))
+        }
+        "sum_over_time" => Some(kahan(values())),
+        "quantile_over_time" => {
+            let mut all: Vec<f64> = values().collect();
+            Some(quantile(p(0), &mut all))
+        }
+        "stddev_over_time" => Some(variance(values()).sqrt()),
+        "stdvar_over_time" => Some(variance(values())),
+        other => {
+            return Err(Error::bad_data(format!(
+                "function {other} does not take a range vector"
+            )))
+        }
+    })
+}
+
+/// `rate`, `increase` and `delta`: the change over the window, corrected
+/// for counter resets, extrapolated towards the window's edges (not past
+/// where a counter would reach zero, nor more than half an average
+/// interval past the samples when they stop short of an edge).
+fn extrapolated_rate(w: &Window<'_>, counter: bool, per_second: bool) -> Option<f64> {
+    let points = w.points;
+    if points.len() < 2 {
+        return None;
+    }
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let mut result = last.1 - first.1;
+    if counter {
+        for pair in points.windows(2) {
+            if pair[1].1 < pair[0].1 {
+                result += pair[0].1;
+            }
+        }
+    }
+    let mut to_start = (first.0 - w.start) as f64 / 1000.0;
+    let to_end = (w.end - last.0) as f64 / 1000.0;
+    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    let average = sampled / (points.len() - 1) as f64;
+    if counter && result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = average * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        average / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        average / 2.0
+    };
+    let mut factor = interval / sampled;
+    if per_second {
+        factor /= w.range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`: from the window's last two samples.
+fn instant_value(points: &[(i64, f64)], per_second: bool) -> Option<f64> {
+    let [.., previous, last] = points else {
+        return None;
+    };
+    let mut result = if per_second && last.1 < previous.1 {
+        last.1
+    } else {
+        last.1 - previous.1
+    };
+    let interval = last.0 - previous.0;
+    if interval == 0 {
+        return None;
+    }
+    if per_second {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Double exponential smoothing with smoothing factor `sf` and trend
+/// factor `tf`, both strictly between 0 and 1.
+fn holt_winters(points: &[(i64, f64)], sf: f64, tf: f64) -> Result<Option<f64>, Error> {
+    if sf <= 0.0 || sf >= 1.0 {
+        return Err(Error::execution(format!(
+            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+        )));
+    }
+    if tf <= 0.0 || tf >= 1.0 {
+        return Err(Error::execution(format!(
+            "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+        )));
+    }
+    if points.len() < 2 {
+        return Ok(None);
+    }
+    let (mut s0, mut s1) = (0.0, points[0].1);
+    let mut b = points[1].1 - points[0].1;
+    for (i, p) in points.iter().enumerate().skip(1) {
+        let x = sf * p.1;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Ok(Some(s1))
+}
+
+/// Least-squares slope and intercept, times in seconds from
+/// `intercept_time`.
+fn linear_regression(points: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut x, mut y, mut xy, mut x2) = (
+        0.0,
+        Kahan::default(),
+        Kahan::default(),
+        Kahan::default(),
+        Kahan::default(),
+    );
+    let first = points[0].1;
+    let constant = points.iter().all(|p| p.1 == first);
+    for &(t, v) in points {
+        n += 1.0;
+        let dx = (t - intercept_time) as f64 / 1e3;
+        x.add(dx);
+        y.add(v);
+        xy.add(dx * v);
+        x2.add(dx * dx);
+    }
+    if constant {
+        if first.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, first);
+    }
+    let (x, y, xy, x2) = (x.total(), y.total(), xy.total(), x2.total());
+    let cov = xy - x * y / n;
+    let var = x2 - x * x / n;
+    let slope = cov / var;
+    (slope, y / n - slope * x / n)
+}
+
+/// Neumaier's compensated sum, as Prometheus' `kahanSumInc`.
+#[derive(Default, Clone, Copy)]
+struct Kahan {
+    sum: f64,
+    c: f64,
+}
+
+impl Kahan {
+    fn add(&mut self, inc: f64) {
+        let t = self.sum + inc;
+        if self.sum.abs() >= inc.abs() {
+            self.c += (self.sum - t) + inc;
+        } else {
+            self.c += (inc - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    fn total(&self) -> f64 {
+        self.sum + self.c
+    }
+}
+
+fn kahan(values: impl Iterator<Item = f64>) -> f64 {
+    let mut k = Kahan::default();
+    for v in values {
+        k.add(v);
+    }
+    if k.sum.is_infinite() {
+        k.sum
+    } else {
+        k.total()
+    }
+}
+
+/// The running mean of `avg_over_time`, with Prometheus' handling of
+/// infinities.
+fn avg(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut mean, mut count) = (Kahan::default(), 0.0);
+    for v in values {
+        count += 1.0;
+        if mean.sum.is_infinite() {
+            if v.is_infinite() && (mean.sum > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        mean.add(v / count - mean.sum / count);
+    }
+    if mean.sum.is_infinite() {
+        mean.sum
+    } else {
+        mean.total()
+    }
+}
+
+/// Population variance by Welford's method with compensated sums.
+fn variance(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut count, mut mean, mut aux) = (0.0, Kahan::default(), Kahan::default());
+    for v in values {
+        count += 1.0;
+        let delta = v - mean.total();
+        mean.add(delta / count);
+        aux.add(delta * (v - mean.total()));
+    }
+    aux.total() / count
+}
+
+/// The `q` quantile of `values`, interpolated between closest ranks.
+pub fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    // NaN sorts first, as Go's sort by `Less` puts it.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}

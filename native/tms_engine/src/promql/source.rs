@@ -1,0 +1,79 @@
+//! Where the evaluator's samples come from: the engine's series, selected by
+//! PromQL matchers (across metrics when `__name__` is not pinned), their
+//! timestamps turned into milliseconds.
+
+use crate::engine::{Engine, QuerySpec};
+use crate::error::EngineError;
+use crate::index::{MatchOp, Matcher};
+
+use super::value::{Labels, RangeSeries, NAME};
+
+/// Series storage as the evaluator sees it.
+pub trait Source {
+    /// Every series matching all `matchers` (the metric name is the
+    /// `__name__` label), with its points in `[mint, maxt]` milliseconds,
+    /// staleness markers included; sorted by labels. Series without points
+    /// there may be left out.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<RangeSeries>, EngineError>;
+}
+
+impl Source for Engine {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<RangeSeries>, EngineError> {
+        let (names, others): (Vec<&Matcher>, Vec<&Matcher>) =
+            matchers.iter().partition(|m| m.label == NAME);
+        let others: Vec<Matcher> = others.into_iter().cloned().collect();
+        // A pinned name is one metric; otherwise every metric the name
+        // matchers accept (an absent name matcher accepts all).
+        let metrics: Vec<String> = match names.iter().find_map(|m| match &m.op {
+            MatchOp::Eq(v) => Some(v.clone()),
+            _ => None,
+        }) {
+            Some(name) => vec![name],
+            None => self.metrics()?,
+        };
+        let ups = self.units_per_second() as i128;
+        let to_units = |ms: i64, round_up: bool| -> i64 {
+            let scaled = ms as i128 * ups;
+            let units = if round_up {
+                scaled.div_euclid(1000) + i128::from(scaled.rem_euclid(1000) != 0)
+            } else {
+                scaled.div_euclid(1000)
+            };
+            units.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        };
+        let to_ms = |units: i64| -> i64 { (units as i128 * 1000 / ups) as i64 };
+        let (from, to) = (to_units(mint, true), to_units(maxt, false));
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        for metric in metrics {
+            if !names.iter().all(|m| m.accepts(&metric)) {
+                continue;
+            }
+            for result in self.query(&metric, &others, from, to, &QuerySpec::default())? {
+                let mut labels: Labels = result
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                labels.push((NAME.to_string(), metric.clone()));
+                labels.sort();
+                let points = result.points.iter().map(|(t, v)| (to_ms(t), v)).collect();
+                out.push(RangeSeries { labels, points });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
