@@ -499,6 +499,31 @@ defmodule Tms do
   end
 
   @doc """
+  Evaluates a PromQL query (Prometheus 2.42's language) at `time`, in the
+  store's `:time_unit`. See `Tms.PromQL` for the answer's shape and the
+  options (`:lookback_delta`, `:timeout`, `:max_samples`).
+
+  ## Examples
+
+      iex> :ok = Tms.write_batch(:doc_store, [{"requests", %{"code" => "200"}, 10, 1_000}, {"requests", %{"code" => "500"}, 2, 1_000}])
+      iex> {:ok, %{type: :vector, result: [%{labels: labels, value: {2_000, 12.0}}]}} = Tms.promql(:doc_store, "sum(requests)", 2_000)
+      iex> labels
+      %{}
+  """
+  @spec promql(store(), String.t(), timestamp(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def promql(store, query, time, opts \\ []), do: Tms.PromQL.query(store, query, time, opts)
+
+  @doc """
+  Evaluates a PromQL query at `from`, `from + step`, ... up to `to` (the
+  store's `:time_unit`), as Prometheus' `/api/v1/query_range` does: a
+  `:matrix` answer (or an error). See `Tms.PromQL`.
+  """
+  @spec promql_range(store(), String.t(), timestamp(), timestamp(), pos_integer(), keyword()) ::
+          {:ok, map()} | {:error, Error.t()}
+  def promql_range(store, query, from, to, step, opts \\ []),
+    do: Tms.PromQL.query_range(store, query, from, to, step, opts)
+
+  @doc """
   Returns the label sets of the series of `metric` selected by `matchers`
   (see `query_range/6`), sorted.
   """

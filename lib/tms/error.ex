@@ -20,6 +20,11 @@ defmodule Tms.Error do
     * `:poisoned` - an fsync of the WAL failed; restart the store
     * `:internal` - a failure inside the engine no argument caused (a worker
       thread that panicked, the compressor refusing its input): a bug to report
+    * `:bad_data` - a PromQL query does not parse or type-check (Prometheus'
+      `bad_data`)
+    * `:execution` - a PromQL query failed while running (many-to-many
+      matching, too many samples; Prometheus' `execution`)
+    * `:timeout` - a PromQL query ran past its timeout
     * `:closed` - the store was stopped
     * `:no_store` - no store runs under that name
 
@@ -39,6 +44,9 @@ defmodule Tms.Error do
           | :locked
           | :poisoned
           | :internal
+          | :bad_data
+          | :execution
+          | :timeout
           | :closed
           | :no_store
 

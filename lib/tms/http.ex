@@ -30,6 +30,8 @@ defmodule Tms.HTTP do
   | `GET,POST /api/v1/series` | the label sets of the series matching `match[]` |
   | `GET,POST /api/v1/labels` | label names, of the series matching `match[]` if given |
   | `GET,POST /api/v1/label/<name>/values` | a label's values, of the series matching `match[]` if given |
+  | `GET,POST /api/v1/query` | a PromQL instant query (`query`, `time`, `timeout`), Prometheus' JSON written by the engine |
+  | `GET,POST /api/v1/query_range` | a PromQL range query (`query`, `start`, `end`, `step` as seconds or a duration, `timeout`) |
   | `GET /api/v1/status/buildinfo` | what Grafana probes to recognise a Prometheus-compatible server |
   | `GET /metrics` | the store's own counters and gauges (`Tms.info/1`) in Prometheus text |
   | `GET /health` | 200 while the store is open |
@@ -135,6 +137,14 @@ defmodule Tms.HTTP do
     end
   end
 
+  defp route(store, method, ["api", "v1", "query"], params, _body) when method in ["GET", "POST"] do
+    query_answer(Tms.HTTP.Query.instant(store, params))
+  end
+
+  defp route(store, method, ["api", "v1", "query_range"], params, _body) when method in ["GET", "POST"] do
+    query_answer(Tms.HTTP.Query.range(store, params))
+  end
+
   defp route(_store, "GET", ["api", "v1", "status", "buildinfo"], _params, _body) do
     success(%{
       version: "2.42.0",
@@ -175,6 +185,8 @@ defmodule Tms.HTTP do
       ~w(api v1 import prometheus),
       ~w(api v1 import),
       ~w(api v1 series),
+      ~w(api v1 query),
+      ~w(api v1 query_range),
       ~w(api v1 export),
       ~w(api v1 labels),
       ~w(api v1 status buildinfo),
@@ -183,7 +195,9 @@ defmodule Tms.HTTP do
     ]
   end
 
-  defp allowed(["api", "v1", p]) when p in ["series", "labels", "export"], do: "GET, POST"
+  defp allowed(["api", "v1", p]) when p in ["series", "labels", "export", "query", "query_range"],
+    do: "GET, POST"
+
   defp allowed(["api", "v1", "label", _, "values"]), do: "GET, POST"
   defp allowed(["api", "v1", "status", _]), do: "GET"
   defp allowed([p]) when p in ["metrics", "health"], do: "GET"
@@ -399,14 +413,25 @@ defmodule Tms.HTTP do
     {status, [{"content-type", "application/json"}], body}
   end
 
+  # A PromQL answer: the engine's JSON as it is.
+  defp query_answer({:ok, json}), do: {200, [{"content-type", "application/json"}], json}
+  defp query_answer({:error, type, message}), do: error(400, type, message)
+  defp query_answer({:error, e}), do: engine_error(e)
+
   # `{:ok, value}` as it is, an error as its answer.
   defp answer({:ok, _} = ok), do: ok
   defp answer({:error, e}), do: engine_error(e)
 
   defp engine_error(%Tms.Error{kind: kind, message: message}) do
     case kind do
-      k when k in [:invalid_argument, :series_not_found, :cardinality_limit] ->
+      k when k in [:invalid_argument, :series_not_found, :cardinality_limit, :bad_data] ->
         error(400, "bad_data", message)
+
+      :execution ->
+        error(422, "execution", message)
+
+      :timeout ->
+        error(503, "timeout", message)
 
       :overloaded ->
         error(503, "unavailable", message)

@@ -67,6 +67,13 @@ pub enum EngineError {
     /// (which replays what reached the disk).
     #[error("the write-ahead log failed earlier ({0}); reopen the store")]
     Poisoned(String),
+    /// A PromQL query failed; `error_type` is Prometheus' class of the
+    /// failure (`bad_data`, `execution`, `timeout`), which is also its kind.
+    #[error("{message}")]
+    Query {
+        error_type: &'static str,
+        message: String,
+    },
     /// A failure inside the engine that no argument caused (a worker thread
     /// that panicked, the compressor refusing its input): a bug to report.
     #[error("internal error: {0}")]
@@ -87,6 +94,7 @@ impl EngineError {
             EngineError::Locked { .. } => "locked",
             EngineError::Closed => "closed",
             EngineError::Poisoned(_) => "poisoned",
+            EngineError::Query { error_type, .. } => error_type,
             EngineError::Internal(_) => "internal",
         }
     }

@@ -11,7 +11,7 @@ use crate::query::Points;
 use crate::series_key::SeriesKey;
 use crate::types::SeriesId;
 
-fn encode_value(env: Env<'_>, v: f64) -> Term<'_> {
+pub fn encode_value(env: Env<'_>, v: f64) -> Term<'_> {
     if v.is_nan() {
         atoms::nan().encode(env)
     } else if v == f64::INFINITY {

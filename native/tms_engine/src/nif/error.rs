@@ -58,6 +58,7 @@ impl Encoder for EngineError {
             EngineError::InvalidArgument(_)
             | EngineError::Closed
             | EngineError::Poisoned(_)
+            | EngineError::Query { .. }
             | EngineError::Internal(_) => {}
         }
         let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) =

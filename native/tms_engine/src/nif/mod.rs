@@ -14,6 +14,7 @@
 mod decode;
 mod encode;
 mod error;
+mod promql;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -41,6 +42,8 @@ mod atoms {
         buffered, incoming, limit,
         metric, labels, points, nil, binary, list, skip, line,
         prometheus_text, json_lines, remote_write,
+        type_ = "type", result, value, scalar, vector, matrix, string,
+        lookback_delta, max_samples, timeout, subquery_step, json,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod ast;
 mod binary;
 mod eval;
 mod functions;
+pub mod json;
 mod range;
 pub mod source;
 pub mod value;
@@ -114,6 +115,15 @@ impl Error {
 
     fn storage(err: EngineError) -> Error {
         Error::internal(format!("expanding series: {err}"))
+    }
+}
+
+impl From<Error> for EngineError {
+    fn from(err: Error) -> EngineError {
+        EngineError::Query {
+            error_type: err.error_type.name(),
+            message: err.message,
+        }
     }
 }
 

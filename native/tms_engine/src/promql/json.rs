@@ -1,0 +1,200 @@
+//! Query answers as Prometheus 2.42's HTTP API writes them: the `{status,
+//! data: {resultType, result}}` envelope, timestamps as seconds with
+//! millisecond decimals, values as strings in Go's float formatting, label
+//! values escaped as Go's JSON encoder escapes them.
+
+use std::fmt::Write;
+
+use super::value::Labels;
+use super::{Error, QueryValue};
+
+/// The success envelope around a result.
+pub fn success(value: &QueryValue) -> Vec<u8> {
+    let mut out = String::with_capacity(256);
+    out.push_str(r#"{"status":"success","data":{"resultType":""#);
+    match value {
+        QueryValue::Scalar { t, v } => {
+            out.push_str(r#"scalar","result":"#);
+            point(&mut out, *t, *v);
+        }
+        QueryValue::String { t, v } => {
+            out.push_str(r#"string","result":["#);
+            timestamp(&mut out, *t);
+            out.push(',');
+            string(&mut out, v);
+            out.push(']');
+        }
+        QueryValue::Vector(samples) => {
+            out.push_str(r#"vector","result":["#);
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &s.labels);
+                out.push_str(r#","value":"#);
+                point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        QueryValue::Matrix(series) => {
+            out.push_str(r#"matrix","result":["#);
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &s.labels);
+                out.push_str(r#","values":["#);
+                for (j, &(t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    point(&mut out, t, v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// The error envelope: `{"status":"error","errorType":...,"error":...}`.
+pub fn error(err: &Error) -> Vec<u8> {
+    let mut out = String::new();
+    out.push_str(r#"{"status":"error","errorType":""#);
+    out.push_str(err.error_type.name());
+    out.push_str(r#"","error":"#);
+    string(&mut out, &err.message);
+    out.push('}');
+    out.into_bytes()
+}
+
+fn point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    timestamp(out, t);
+    out.push_str(",\"");
+    out.push_str(&format_value(v));
+    out.push_str("\"]");
+}
+
+/// Milliseconds as seconds, as Prometheus writes them: `1435781451.781`,
+/// three fraction digits when there is a fraction (`.050`), none for a
+/// whole second.
+fn timestamp(out: &mut String, t: i64) {
+    let abs = t.unsigned_abs();
+    if t < 0 {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", abs / 1000);
+    if !abs.is_multiple_of(1000) {
+        let _ = write!(out, ".{:03}", abs % 1000);
+    }
+}
+
+/// A sample value as Prometheus writes it: Go's shortest float, in
+/// exponent form below 1e-6 and from 1e21 on.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Rust writes `1e-7`; Go writes `1e-07` (a sign and two digits).
+        let s = format!("{v:e}");
+        let Some((mantissa, exp)) = s.split_once('e') else {
+            return s;
+        };
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        return format!("{mantissa}e{sign}{digits:0>2}");
+    }
+    format!("{v}")
+}
+
+fn labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(out, name);
+        out.push(':');
+        string(out, value);
+    }
+    out.push('}');
+}
+
+/// A JSON string as Go's encoder writes it, `<`, `>`, `&` and the line
+/// separators escaped too.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::Sample;
+
+    #[test]
+    fn values_are_formatted_as_go_formats_them() {
+        assert_eq!(format_value(1.0), "1");
+        assert_eq!(format_value(0.1), "0.1");
+        assert_eq!(format_value(-2.5), "-2.5");
+        assert_eq!(format_value(1e-7), "1e-07");
+        assert_eq!(format_value(1.5e21), "1.5e+21");
+        assert_eq!(
+            format_value(123456789012345680000.0),
+            "123456789012345680000"
+        );
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(0.0), "0");
+    }
+
+    #[test]
+    fn a_vector_is_written_as_prometheus_writes_it() {
+        let value = QueryValue::Vector(vec![Sample {
+            labels: vec![
+                ("__name__".into(), "up".into()),
+                ("job".into(), "a<b".into()),
+            ],
+            t: 1_435_781_451_781,
+            v: 1.0,
+        }]);
+        assert_eq!(
+            String::from_utf8(success(&value)).unwrap(),
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a\u003cb"},"value":[1435781451.781,"1"]}]}}"#
+        );
+        let scalar = QueryValue::Scalar { t: -1_050, v: 2.0 };
+        assert_eq!(
+            String::from_utf8(success(&scalar)).unwrap(),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[-1.050,"2"]}}"#
+        );
+    }
+}
