@@ -14,7 +14,7 @@ alias Tms.Bench.{RealData, Victoria}
 
 {series, scrapes} = data = RealData.load()
 samples = RealData.samples(scrapes)
-%{text: bodies} = RealData.bodies(data, 1)
+%{text: bodies} = RealData.bodies(data, 1, [:text])
 IO.puts("#{tuple_size(series)} series, #{length(bodies)} scrapes, #{samples} samples")
 
 du = fn dir ->

@@ -18,7 +18,7 @@ hosts = String.to_integer(System.get_env("HOSTS", "2"))
 connections = 4
 {_series, scrapes} = data = RealData.load()
 total = RealData.samples(scrapes) * hosts
-%{text: text, rw: rw} = RealData.bodies(data, hosts)
+%{text: text, rw: rw} = RealData.bodies(data, hosts, [:text, :rw])
 IO.puts("#{total} samples per format: #{length(rw)} remote_write bodies, #{length(text)} text bodies")
 
 # Samples/s over the wall time of `connections` callers taking the bodies

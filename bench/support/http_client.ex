@@ -29,6 +29,12 @@ defmodule Tms.Bench.HTTPClient do
     read_response(socket, "")
   end
 
+  @doc "GETs `path`; `{status, body}` (bodies by length or chunked)."
+  def get(socket, path) do
+    :ok = :gen_tcp.send(socket, ["GET ", path, " HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"])
+    read_full_response(socket, "")
+  end
+
   defp read_response(socket, acc) do
     case :binary.split(acc, "\r\n\r\n") do
       [head, rest] ->
@@ -40,6 +46,41 @@ defmodule Tms.Bench.HTTPClient do
       [_] ->
         {:ok, data} = :gen_tcp.recv(socket, 0, 60_000)
         read_response(socket, acc <> data)
+    end
+  end
+
+  defp read_full_response(socket, acc) do
+    case :binary.split(acc, "\r\n\r\n") do
+      [head, rest] ->
+        <<"HTTP/1.1 ", status::binary-3, _::binary>> = head
+
+        body =
+          if head =~ ~r/\r\ntransfer-encoding:\s*chunked/i,
+            do: read_chunks(socket, rest, []),
+            else: binary_part(read_exactly(socket, rest, content_length(head)), 0, content_length(head))
+
+        {String.to_integer(status), body}
+
+      [_] ->
+        {:ok, data} = :gen_tcp.recv(socket, 0, 60_000)
+        read_full_response(socket, acc <> data)
+    end
+  end
+
+  defp read_chunks(socket, buf, acc) do
+    case :binary.split(buf, "\r\n") do
+      [size_line, rest] ->
+        size = size_line |> String.split(";") |> hd() |> String.to_integer(16)
+        rest = read_exactly(socket, rest, size + 2)
+        <<chunk::binary-size(size), "\r\n", more::binary>> = rest
+
+        if size == 0,
+          do: IO.iodata_to_binary(Enum.reverse(acc)),
+          else: read_chunks(socket, more, [chunk | acc])
+
+      [_] ->
+        {:ok, data} = :gen_tcp.recv(socket, 0, 60_000)
+        read_chunks(socket, buf <> data, acc)
     end
   end
 

@@ -54,57 +54,65 @@ defmodule Tms.Bench.RealData do
 
   @doc """
   The data replicated to `hosts` hosts by a `host` label, as request bodies:
-  `%{text:, json:, rw:, labeled:}`. Each text and JSON-lines body is one
-  scrape of one target; each remote_write body about 2,000 samples, as
-  Prometheus' queue sends them; `labeled` is one `write_batch` entry list
-  per scrape, a separate labels map per entry (with `fmt` = `batch`).
+  `%{text:, json:, rw:, labeled:}` (only the `formats` asked for). Each text
+  and JSON-lines body is one scrape of one target; each remote_write body
+  about 2,000 samples, as Prometheus' queue sends them; `labeled` is one
+  `write_batch` entry list per scrape, a separate labels map per entry
+  (with `fmt` = `batch`). `hosts` is a count or a range of host numbers (a
+  large workload is built a host at a time).
   """
-  def bodies({series, scrapes}, hosts) do
+  def bodies({series, scrapes}, hosts, formats \\ [:text, :json, :rw, :labeled]) do
+    hosts = if is_integer(hosts), do: 1..hosts, else: hosts
+
     per_host =
-      for h <- 1..hosts do
+      for h <- hosts do
         for i <- 0..(tuple_size(series) - 1), into: %{} do
           {name, labels} = elem(series, i)
           {i, prefixes(name, labels ++ [{"host", "h#{h}"}])}
         end
       end
 
-    text =
-      for p <- per_host, scrape <- scrapes do
-        for {i, ts, v} <- scrape,
-            into: "",
-            do: p[i].text <> text_value(v) <> " " <> Integer.to_string(ts) <> "\n"
-      end
+    Map.new(formats, fn format -> {format, build(format, per_host, scrapes)} end)
+  end
 
-    json =
-      for p <- per_host, scrape <- scrapes do
-        for {i, ts, v} <- scrape,
-            into: "",
-            do: p[i].json <> json_value(v) <> ~s(],"timestamps":[#{ts}]}\n)
-      end
+  defp build(:text, per_host, scrapes) do
+    for p <- per_host, scrape <- scrapes do
+      for {i, ts, v} <- scrape,
+          into: "",
+          do: p[i].text <> text_value(v) <> " " <> Integer.to_string(ts) <> "\n"
+    end
+  end
 
-    rw =
-      for(
-        p <- per_host,
-        scrape <- scrapes,
-        {i, ts, v} <- scrape,
-        do: field(1, p[i].rw <> field(2, <<9, bits(v)::binary, 16, varint(ts)::binary>>))
-      )
-      |> Enum.chunk_every(2_000)
-      |> Enum.map(&snappy(IO.iodata_to_binary(&1)))
+  defp build(:json, per_host, scrapes) do
+    for p <- per_host, scrape <- scrapes do
+      for {i, ts, v} <- scrape,
+          into: "",
+          do: p[i].json <> json_value(v) <> ~s(],"timestamps":[#{ts}]}\n)
+    end
+  end
 
-    labeled =
-      for p <- per_host, scrape <- scrapes do
-        entries =
-          for {i, ts, v} <- scrape do
-            {name, labels} = p[i].labeled
-            {name, Map.put(labels, "fmt", "batch"), v, ts}
-          end
+  defp build(:rw, per_host, scrapes) do
+    for(
+      p <- per_host,
+      scrape <- scrapes,
+      {i, ts, v} <- scrape,
+      do: field(1, p[i].rw <> field(2, <<9, bits(v)::binary, 16, varint(ts)::binary>>))
+    )
+    |> Enum.chunk_every(2_000)
+    |> Enum.map(&snappy(IO.iodata_to_binary(&1)))
+  end
 
-        # A fresh copy, as if decoded from a request, sharing nothing.
-        :erlang.binary_to_term(:erlang.term_to_binary(entries))
-      end
+  defp build(:labeled, per_host, scrapes) do
+    for p <- per_host, scrape <- scrapes do
+      entries =
+        for {i, ts, v} <- scrape do
+          {name, labels} = p[i].labeled
+          {name, Map.put(labels, "fmt", "batch"), v, ts}
+        end
 
-    %{text: text, json: json, rw: rw, labeled: labeled}
+      # A fresh copy, as if decoded from a request, sharing nothing.
+      :erlang.binary_to_term(:erlang.term_to_binary(entries))
+    end
   end
 
   # What every sample of a series starts with, in each format.

@@ -12,8 +12,11 @@ defmodule Tms.Bench.Victoria do
     end
   end
 
-  @doc "Starts a server on `port` over an empty `dir`; waits until it answers."
-  def start!(dir, port) do
+  @doc """
+  Starts a server on `port` over an empty `dir` (with `extra_args` of its
+  command line); waits until it answers.
+  """
+  def start!(dir, port, extra_args \\ []) do
     ensure_installed!()
     {:ok, _} = Application.ensure_all_started(:inets)
     File.rm_rf!(dir)
@@ -26,12 +29,13 @@ defmodule Tms.Bench.Victoria do
         :binary,
         :exit_status,
         :stderr_to_stdout,
-        args: [
-          "-storageDataPath=#{dir}",
-          "-httpListenAddr=127.0.0.1:#{port}",
-          "-retentionPeriod=100y",
-          "-loggerLevel=ERROR"
-        ]
+        args:
+          [
+            "-storageDataPath=#{dir}",
+            "-httpListenAddr=127.0.0.1:#{port}",
+            "-retentionPeriod=100y",
+            "-loggerLevel=ERROR"
+          ] ++ extra_args
       ])
 
     {:os_pid, pid} = Port.info(port_ref, :os_pid)

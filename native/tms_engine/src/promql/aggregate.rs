@@ -183,7 +183,7 @@ fn reduce(
 }
 
 /// `topk` and `bottomk`: per group and step, the k largest (smallest)
-/// samples, NaN last; the series keep their labels.
+/// samples; the series keep their labels.
 fn select_k(
     series: &[Series],
     grouping: &[String],
@@ -195,50 +195,27 @@ fn select_k(
     let (group_of, labels) = groups(series, grouping, without);
     let mut slots: Vec<Option<usize>> = vec![None; series.len()];
     let mut out = Assembler::new(n);
-    let mut chosen: Vec<Vec<(usize, f64)>> = vec![Vec::new(); labels.len()];
-    // Whether `a` is a better pick than `b` (NaN is never better).
-    let better = |a: f64, b: f64| !a.is_nan() && (b.is_nan() || if top { a > b } else { a < b });
-    for step in 0..n {
-        let kf = k[step];
+    let mut heaps: Vec<KHeap> = (0..labels.len()).map(|_| KHeap::new(top)).collect();
+    for (step, &kf) in k.iter().enumerate().take(n) {
         if !(kf >= i64::MIN as f64 && kf <= i64::MAX as f64) {
             return Err(Error::execution(format!(
                 "Scalar value {kf} overflows int64"
             )));
         }
-        let k = kf as i64;
-        if k < 1 {
+        if (kf as i64) < 1 {
             continue;
         }
-        let k = usize::try_from(k).unwrap_or(usize::MAX);
-        for c in &mut chosen {
-            c.clear();
+        let k = usize::try_from(kf as i64).unwrap_or(usize::MAX);
+        for heap in &mut heaps {
+            heap.items.clear();
         }
         for (i, s) in series.iter().enumerate() {
-            let Some(v) = s.values[step] else { continue };
-            let picks = &mut chosen[group_of[i]];
-            if picks.len() < k {
-                picks.push((i, v));
-                continue;
-            }
-            // The worst pick so far is replaced by a better sample.
-            let worst = (0..picks.len())
-                .reduce(|w, j| if better(picks[w].1, picks[j].1) { j } else { w })
-                .unwrap_or(0);
-            if better(v, picks[worst].1) {
-                picks[worst] = (i, v);
+            if let Some(v) = s.values[step] {
+                heaps[group_of[i]].offer(k, (i, v));
             }
         }
-        for picks in &mut chosen {
-            picks.sort_by(|a, b| {
-                if better(a.1, b.1) {
-                    std::cmp::Ordering::Less
-                } else if better(b.1, a.1) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            });
-            for &(i, v) in picks.iter() {
+        for heap in &mut heaps {
+            for (i, v) in heap.sorted() {
                 let slot = match slots[i] {
                     Some(slot) => slot,
                     None => {
@@ -252,6 +229,96 @@ fn select_k(
         }
     }
     Ok(out.finish())
+}
+
+/// Prometheus' k-selection, move for move: a binary heap with Go's
+/// `container/heap` algorithm and Prometheus' order (NaN below every
+/// number), so that among ties and NaNs the same series are kept as in
+/// Prometheus.
+struct KHeap {
+    items: Vec<(usize, f64)>,
+    /// topk (a min-heap of the largest) or bottomk.
+    top: bool,
+}
+
+impl KHeap {
+    fn new(top: bool) -> KHeap {
+        KHeap {
+            items: Vec::new(),
+            top,
+        }
+    }
+
+    fn less(&self, i: usize, j: usize) -> bool {
+        let (a, b) = (self.items[i].1, self.items[j].1);
+        a.is_nan() || if self.top { a < b } else { a > b }
+    }
+
+    fn up(&mut self, mut j: usize) {
+        while j > 0 {
+            let parent = (j - 1) / 2;
+            if !self.less(j, parent) {
+                break;
+            }
+            self.items.swap(parent, j);
+            j = parent;
+        }
+    }
+
+    fn down(&mut self, mut i: usize, n: usize) {
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let mut j = left;
+            if left + 1 < n && self.less(left + 1, left) {
+                j = left + 1;
+            }
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            i = j;
+        }
+    }
+
+    /// Takes `x` if the heap holds fewer than `k` or `x` beats its top (a
+    /// NaN top is always replaced).
+    fn offer(&mut self, k: usize, x: (usize, f64)) {
+        let Some(&(_, top)) = self.items.first() else {
+            self.items.push(x);
+            return;
+        };
+        let beats = if self.top { top < x.1 } else { top > x.1 };
+        if self.items.len() < k || beats || top.is_nan() {
+            if self.items.len() == k {
+                if k == 1 {
+                    self.items[0] = x;
+                    return;
+                }
+                let last = self.items.len() - 1;
+                self.items.swap(0, last);
+                self.down(0, last);
+                self.items.pop();
+            }
+            self.items.push(x);
+            self.up(self.items.len() - 1);
+        }
+    }
+
+    /// Best first, by the insertion sort Go's `sort.Sort` uses on short
+    /// slices.
+    fn sorted(&mut self) -> Vec<(usize, f64)> {
+        for i in 1..self.items.len() {
+            let mut j = i;
+            while j > 0 && self.less(j - 1, j) {
+                self.items.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        std::mem::take(&mut self.items)
+    }
 }
 
 /// `count_values("label", v)`: per group and distinct value, how many

@@ -233,7 +233,7 @@ fn vector_vector(
                 let matched = filter(&s.labels, &matching.labels, matching.on);
                 return Err(Error::execution(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    display_set(&matched),
+                    display(&matched),
                     display(&s.labels),
                     display(&one[one_at[sig].1].labels)
                 )));
@@ -306,9 +306,4 @@ fn result_labels(many: &Labels, one: &Labels, op: BinOp, matching: &Matching) ->
         set(&mut labels, name, get(one, name));
     }
     labels
-}
-
-fn display_set(labels: &Labels) -> String {
-    let parts: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-    format!("{{{}}}", parts.join(", "))
 }

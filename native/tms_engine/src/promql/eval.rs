@@ -92,9 +92,7 @@ impl<'a> Evaluator<'a> {
     pub fn charge(&mut self, n: usize) -> Result<(), Error> {
         self.loaded = self.loaded.saturating_add(n);
         if self.loaded > self.options.max_samples {
-            return Err(Error::execution(
-                "query processing would load too many samples into memory in query execution",
-            ));
+            return Err(Error::too_many_samples());
         }
         Ok(())
     }
@@ -301,10 +299,8 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<RangeSeries>, Error> {
         let maxt = ref_time(sel.at, sel.offset, steps.end);
         let mint = ref_time(sel.at, sel.offset, steps.start).saturating_sub(window);
-        let series = self
-            .source
-            .select(&sel.matchers, mint, maxt)
-            .map_err(Error::storage)?;
+        let budget = self.options.max_samples.saturating_sub(self.loaded);
+        let series = self.source.select(&sel.matchers, mint, maxt, budget)?;
         self.charge(series.iter().map(|s| s.points.len()).sum())?;
         Ok(series)
     }

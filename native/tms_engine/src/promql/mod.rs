@@ -113,7 +113,14 @@ impl Error {
         }
     }
 
-    fn storage(err: EngineError) -> Error {
+    /// What Prometheus answers when a query would pass `max_samples`.
+    pub fn too_many_samples() -> Error {
+        Error::execution(
+            "query processing would load too many samples into memory in query execution",
+        )
+    }
+
+    pub(crate) fn storage(err: EngineError) -> Error {
         Error::internal(format!("expanding series: {err}"))
     }
 }

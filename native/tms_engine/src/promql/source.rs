@@ -3,23 +3,25 @@
 //! timestamps turned into milliseconds.
 
 use crate::engine::{Engine, QuerySpec};
-use crate::error::EngineError;
 use crate::index::{MatchOp, Matcher};
 
 use super::value::{Labels, RangeSeries, NAME};
+use super::Error;
 
 /// Series storage as the evaluator sees it.
 pub trait Source {
     /// Every series matching all `matchers` (the metric name is the
     /// `__name__` label), with its points in `[mint, maxt]` milliseconds,
     /// staleness markers included; sorted by labels. Series without points
-    /// there may be left out.
+    /// there may be left out. Fails with [`Error::too_many_samples`] rather
+    /// than hold much more than `budget` points.
     fn select(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<RangeSeries>, EngineError>;
+        budget: usize,
+    ) -> Result<Vec<RangeSeries>, Error>;
 }
 
 impl Source for Engine {
@@ -28,7 +30,8 @@ impl Source for Engine {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<RangeSeries>, EngineError> {
+        budget: usize,
+    ) -> Result<Vec<RangeSeries>, Error> {
         let (names, others): (Vec<&Matcher>, Vec<&Matcher>) =
             matchers.iter().partition(|m| m.label == NAME);
         let others: Vec<Matcher> = others.into_iter().cloned().collect();
@@ -39,7 +42,7 @@ impl Source for Engine {
             _ => None,
         }) {
             Some(name) => vec![name],
-            None => self.metrics()?,
+            None => self.metrics().map_err(Error::storage)?,
         };
         let ups = self.units_per_second() as i128;
         let to_units = |ms: i64, round_up: bool| -> i64 {
@@ -54,6 +57,7 @@ impl Source for Engine {
         let to_ms = |units: i64| -> i64 { (units as i128 * 1000 / ups) as i64 };
         let (from, to) = (to_units(mint, true), to_units(maxt, false));
         let mut out = Vec::new();
+        let mut held = 0usize;
         if from > to {
             return Ok(out);
         }
@@ -61,7 +65,16 @@ impl Source for Engine {
             if !names.iter().all(|m| m.accepts(&metric)) {
                 continue;
             }
-            for result in self.query(&metric, &others, from, to, &QuerySpec::default())? {
+            let results = self
+                .query(&metric, &others, from, to, &QuerySpec::default())
+                .map_err(Error::storage)?;
+            // Checked a metric at a time: a query too big fails before it
+            // reads every metric.
+            held = held.saturating_add(results.iter().map(|r| r.points.len()).sum());
+            if held > budget {
+                return Err(Error::too_many_samples());
+            }
+            for result in results {
                 let mut labels: Labels = result
                     .labels
                     .iter()

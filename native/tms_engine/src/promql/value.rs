@@ -126,15 +126,11 @@ pub fn signature(labels: &Labels, names: &[String], on: bool) -> Vec<u8> {
     key
 }
 
-/// Prometheus' text form of a label set: `{a="1", b="2"}`.
+/// Prometheus' text form of a label set (Go's `labels.Labels.String`):
+/// `{__name__="up", job="api"}`.
 pub fn display(labels: &Labels) -> String {
-    let name = get(labels, NAME);
-    let rest: Vec<String> = labels
-        .iter()
-        .filter(|(n, _)| n != NAME)
-        .map(|(n, v)| format!("{n}={v:?}"))
-        .collect();
-    format!("{name}{{{}}}", rest.join(", "))
+    let pairs: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// Collects the series an operation produces, joining those that end up
