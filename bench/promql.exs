@@ -63,9 +63,9 @@ measure = fn port, os_pid ->
   socket = HTTPClient.connect(port)
 
   for {name, query} <- queries, into: %{} do
-    before = rss_peak.(os_pid)
+    before = rss_before.(os_pid)
     {200, body} = HTTPClient.get(socket, path.(query))
-    growth = rss_peak.(os_pid) - before
+    growth = status_bytes.(os_pid, "VmHWM:") - before
 
     times =
       for _ <- 1..runs do

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::ast::{AggOp, Expr, Kind};
 use super::eval::Evaluator;
 use super::functions::valid_label_name;
+use super::json::write_float;
 use super::range::quantile;
 use super::value::{filter, set, signature, Assembler, Labels, Series, Steps, Value, NAME};
 use super::Error;
@@ -340,7 +341,9 @@ fn count_values(
         for s in series {
             let Some(v) = s.values[step] else { continue };
             let mut labels = s.labels.clone();
-            set(&mut labels, label, &format_value(v));
+            let mut value = String::new();
+            write_float(&mut value, v, false);
+            set(&mut labels, label, &value);
             let slot = out.slot(group_labels(&labels, &by, without));
             match counts.iter_mut().find(|(s, _)| *s == slot) {
                 Some((_, c)) => *c += 1.0,
@@ -352,17 +355,4 @@ fn count_values(
         }
     }
     Ok(out.finish())
-}
-
-/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
 }

@@ -77,7 +77,7 @@ fn point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     timestamp(out, t);
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    write_float(out, v, true);
     out.push_str("\"]");
 }
 
@@ -98,26 +98,35 @@ fn timestamp(out: &mut String, t: i64) {
 /// A sample value as Prometheus writes it: Go's shortest float, in
 /// exponent form below 1e-6 and from 1e21 on.
 pub fn format_value(v: f64) -> String {
+    let mut out = String::new();
+    write_float(&mut out, v, true);
+    out
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, or with `extremes_in_e` the
+/// `'e'` form below 1e-6 and from 1e21 on (what Prometheus' JSON does), into
+/// `out` without an allocation for the usual value.
+pub fn write_float(out: &mut String, v: f64, extremes_in_e: bool) {
     if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let abs = v.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if extremes_in_e && v != 0.0 && !(1e-6..1e21).contains(&v.abs()) {
         // Rust writes `1e-7`; Go writes `1e-07` (a sign and two digits).
         let s = format!("{v:e}");
-        let Some((mantissa, exp)) = s.split_once('e') else {
-            return s;
-        };
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        return format!("{mantissa}e{sign}{digits:0>2}");
+        match s.split_once('e') {
+            Some((mantissa, exp)) => {
+                let (sign, digits) = match exp.strip_prefix('-') {
+                    Some(d) => ('-', d),
+                    None => ('+', exp),
+                };
+                let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
+            }
+            None => out.push_str(&s),
+        }
+    } else {
+        let _ = write!(out, "{v}");
     }
-    format!("{v}")
 }
 
 fn labels(out: &mut String, labels: &Labels) {

@@ -18,6 +18,15 @@ struct Window<'a> {
     range: i64,
     /// The step's evaluation time (what `predict_linear` predicts from).
     time: i64,
+    /// Whether the series never falls anywhere: its windows need no scan
+    /// for counter resets.
+    monotonic: bool,
+}
+
+impl Window<'_> {
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.points.iter().map(|p| p.1)
+    }
 }
 
 /// Evaluates a function whose argument `at` is a range vector.
@@ -36,6 +45,7 @@ pub fn call(
             params.push(ev.scalar(arg, steps)?);
         }
     }
+    let f = lookup(func)?;
     let (input, windowing) = ev.range_input(&args[at], steps)?;
     let keep_name = func == "last_over_time";
     let mut out: Vec<Series> = Vec::with_capacity(input.len());
@@ -43,6 +53,7 @@ pub fn call(
         ev.check_time()?;
         let mut values = vec![None; n];
         let mut present = false;
+        let monotonic = series.points.windows(2).all(|pair| pair[1].1 >= pair[0].1);
         for (step, start, end, points) in windowing.windows(&series.points, steps) {
             if points.is_empty() {
                 continue;
@@ -53,9 +64,10 @@ pub fn call(
                 end,
                 range: windowing.range,
                 time: steps.at(step),
+                monotonic,
             };
-            let p = |k: usize| params[k][step];
-            values[step] = apply(func, &window, p)?;
+            let p = |k: usize| params.get(k).map_or(0.0, |p| p[step]);
+            values[step] = f(&window, [p(0), p(1)])?;
             present |= values[step].is_some();
         }
         if present {
@@ -92,72 +104,58 @@ pub fn call(
     Ok(Value::Vector(out))
 }
 
-/// One function over one non-empty window; `p(k)` is the k-th scalar
-/// parameter at this step.
-fn apply(func: &str, w: &Window<'_>, p: impl Fn(usize) -> f64) -> Result<Option<f64>, Error> {
-    let values = || w.points.iter().map(|p| p.1);
+/// A function over one non-empty window, given the step's scalar
+/// parameters.
+type RangeFn = fn(&Window<'_>, [f64; 2]) -> Result<Option<f64>, Error>;
+
+/// The function `func` names, looked up once per query, not per window.
+fn lookup(func: &str) -> Result<RangeFn, Error> {
     Ok(match func {
-        "rate" => extrapolated_rate(w, true, true),
-        "increase" => extrapolated_rate(w, true, false),
-        "delta" => extrapolated_rate(w, false, false),
-        "irate" => instant_value(w.points, true),
-        "idelta" => instant_value(w.points, false),
-        "deriv" => (w.points.len() >= 2).then(|| linear_regression(w.points, w.points[0].0).0),
-        "predict_linear" => (w.points.len() >= 2).then(|| {
-            let (slope, intercept) = linear_regression(w.points, w.time);
-            slope * p(0) + intercept
-        }),
-        "holt_winters" => holt_winters(w.points, p(0), p(1))?,
-        "changes" => Some(
-            w.points
-                .windows(2)
-                .filter(|pair| {
-                    let (a, b) = (pair[0].1, pair[1].1);
-                    a != b && !(a.is_nan() && b.is_nan())
-                })
-                .count() as f64,
-        ),
-        "resets" => Some(
-            w.points
-                .windows(2)
-                .filter(|pair| pair[1].1 < pair[0].1)
-                .count() as f64,
-        ),
-        "avg_over_time" => Some(avg(values())),
-        "count_over_time" => Some(w.points.len() as f64),
-        "last_over_time" => w.points.last().map(|p| p.1),
-        "present_over_time" | "absent_over_time" => Some(1.0),
-        "max_over_time" => {
-            Some(values().fold(
-                w.points[0].1,
-                |max, v| {
-                    if v > max || max.is_nan() {
-                        v
-                    } else {
-                        max
-                    }
-                },
-            ))
+        "rate" => |w, _| Ok(extrapolated_rate(w, true, true)),
+        "increase" => |w, _| Ok(extrapolated_rate(w, true, false)),
+        "delta" => |w, _| Ok(extrapolated_rate(w, false, false)),
+        "irate" => |w, _| Ok(instant_value(w.points, true)),
+        "idelta" => |w, _| Ok(instant_value(w.points, false)),
+        "deriv" => {
+            |w, _| Ok((w.points.len() >= 2).then(|| linear_regression(w.points, w.points[0].0).0))
         }
-        "min_over_time" => {
-            Some(values().fold(
-                w.points[0].1,
-                |min, v| {
-                    if v < min || min.is_nan() {
-                        v
-                    } else {
-                        min
-                    }
-                },
-            ))
-        }
-        "sum_over_time" => Some(kahan(values())),
-        "quantile_over_time" => {
-            let mut all: Vec<f64> = values().collect();
-            Some(quantile(p(0), &mut all))
-        }
-        "stddev_over_time" => Some(variance(values()).sqrt()),
-        "stdvar_over_time" => Some(variance(values())),
+        "predict_linear" => |w, p| {
+            Ok((w.points.len() >= 2).then(|| {
+                let (slope, intercept) = linear_regression(w.points, w.time);
+                slope * p[0] + intercept
+            }))
+        },
+        "holt_winters" => |w, p| holt_winters(w.points, p[0], p[1]),
+        "changes" => |w, _| {
+            let changed = |pair: &&[(i64, f64)]| {
+                let (a, b) = (pair[0].1, pair[1].1);
+                a != b && !(a.is_nan() && b.is_nan())
+            };
+            Ok(Some(w.points.windows(2).filter(changed).count() as f64))
+        },
+        "resets" => |w, _| {
+            let reset = |pair: &&[(i64, f64)]| pair[1].1 < pair[0].1;
+            Ok(Some(w.points.windows(2).filter(reset).count() as f64))
+        },
+        "avg_over_time" => |w, _| Ok(Some(avg(w.points))),
+        "count_over_time" => |w, _| Ok(Some(w.points.len() as f64)),
+        "last_over_time" => |w, _| Ok(w.points.last().map(|p| p.1)),
+        "present_over_time" | "absent_over_time" => |_, _| Ok(Some(1.0)),
+        "max_over_time" => |w, _| {
+            let max = |max: f64, v: f64| if v > max || max.is_nan() { v } else { max };
+            Ok(Some(w.values().fold(w.points[0].1, max)))
+        },
+        "min_over_time" => |w, _| {
+            let min = |min: f64, v: f64| if v < min || min.is_nan() { v } else { min };
+            Ok(Some(w.values().fold(w.points[0].1, min)))
+        },
+        "sum_over_time" => |w, _| Ok(Some(kahan(w.values()))),
+        "quantile_over_time" => |w, p| {
+            let mut all: Vec<f64> = w.values().collect();
+            Ok(Some(quantile(p[0], &mut all)))
+        },
+        "stddev_over_time" => |w, _| Ok(Some(variance(w.values()).sqrt())),
+        "stdvar_over_time" => |w, _| Ok(Some(variance(w.values()))),
         other => {
             return Err(Error::bad_data(format!(
                 "function {other} does not take a range vector"
@@ -177,7 +175,7 @@ fn extrapolated_rate(w: &Window<'_>, counter: bool, per_second: bool) -> Option<
     }
     let (first, last) = (points[0], points[points.len() - 1]);
     let mut result = last.1 - first.1;
-    if counter {
+    if counter && !w.monotonic {
         for pair in points.windows(2) {
             if pair[1].1 < pair[0].1 {
                 result += pair[0].1;
@@ -331,9 +329,21 @@ fn kahan(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// The running mean of `avg_over_time`, with Prometheus' handling of
-/// infinities.
-fn avg(values: impl Iterator<Item = f64>) -> f64 {
+/// `avg_over_time`: the compensated sum over the count (as Prometheus 3
+/// computes it; 2.42's running mean gives the same value to within
+/// rounding, at two divisions a sample), or the running mean where finite
+/// samples would overflow the sum.
+fn avg(points: &[(i64, f64)]) -> f64 {
+    let values = || points.iter().map(|p| p.1);
+    let sum = kahan(values());
+    if sum.is_finite() || values().any(|v| !v.is_finite()) {
+        return sum / points.len() as f64;
+    }
+    running_mean(values())
+}
+
+/// Prometheus 2.42's running mean, with its handling of infinities.
+fn running_mean(values: impl Iterator<Item = f64>) -> f64 {
     let (mut mean, mut count) = (Kahan::default(), 0.0);
     for v in values {
         count += 1.0;
@@ -390,4 +400,37 @@ pub fn quantile(q: f64, values: &mut [f64]) -> f64 {
     let upper = (lower + 1.0).min(n - 1.0);
     let weight = rank - rank.floor();
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[f64]) -> Vec<(i64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, *v))
+            .collect()
+    }
+
+    #[test]
+    fn avg_over_time_matches_the_running_mean_to_rounding_and_exactly_in_special_cases() {
+        let inf = f64::INFINITY;
+        for values in [
+            vec![1.0, 2.0, 4.0],
+            vec![inf, 1.0],
+            vec![inf, -inf],
+            vec![f64::NAN, 1.0],
+            // Finite samples whose sum overflows: the running mean's answer.
+            vec![f64::MAX, f64::MAX, f64::MAX],
+        ] {
+            let (fast, slow) = (avg(&points(&values)), running_mean(values.iter().copied()));
+            let close = (fast - slow).abs() <= 1e-15 * slow.abs();
+            assert!(
+                fast == slow || close || (fast.is_nan() && slow.is_nan()),
+                "{values:?}: {fast} != {slow}"
+            );
+        }
+    }
 }

@@ -44,9 +44,9 @@ impl Source for Engine {
             Some(name) => vec![name],
             None => self.metrics().map_err(Error::storage)?,
         };
-        let ups = self.units_per_second() as i128;
+        let ups = self.units_per_second();
         let to_units = |ms: i64, round_up: bool| -> i64 {
-            let scaled = ms as i128 * ups;
+            let scaled = ms as i128 * ups as i128;
             let units = if round_up {
                 scaled.div_euclid(1000) + i128::from(scaled.rem_euclid(1000) != 0)
             } else {
@@ -54,7 +54,14 @@ impl Source for Engine {
             };
             units.clamp(i64::MIN as i128, i64::MAX as i128) as i64
         };
-        let to_ms = |units: i64| -> i64 { (units as i128 * 1000 / ups) as i64 };
+        // Per point: no 128-bit division for a store of seconds (and a
+        // millisecond store's points are copied as they are).
+        let to_ms = |units: i64| -> i64 {
+            match ups {
+                1 => units.saturating_mul(1000),
+                _ => (units as i128 * 1000 / ups as i128) as i64,
+            }
+        };
         let (from, to) = (to_units(mint, true), to_units(maxt, false));
         let mut out = Vec::new();
         let mut held = 0usize;
@@ -82,7 +89,15 @@ impl Source for Engine {
                     .collect();
                 labels.push((NAME.to_string(), metric.clone()));
                 labels.sort();
-                let points = result.points.iter().map(|(t, v)| (to_ms(t), v)).collect();
+                let points = if ups == 1000 {
+                    let mut points = Vec::with_capacity(result.points.len());
+                    for run in result.points.runs() {
+                        points.extend_from_slice(run);
+                    }
+                    points
+                } else {
+                    result.points.iter().map(|(t, v)| (to_ms(t), v)).collect()
+                };
                 out.push(RangeSeries { labels, points });
             }
         }

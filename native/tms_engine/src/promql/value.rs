@@ -206,6 +206,15 @@ impl Assembler {
 
 /// Joins series with equal labels (see [`Assembler`]).
 pub fn assemble(steps: usize, series: Vec<Series>) -> Result<Vec<Series>, Error> {
+    // Usually every label set is distinct: nothing to join or copy.
+    let mut seen = std::collections::HashSet::with_capacity(series.len());
+    if series.iter().all(|s| seen.insert(&s.labels)) {
+        drop(seen);
+        let mut series = series;
+        series.retain(|s| s.values.iter().any(Option::is_some));
+        return Ok(series);
+    }
+    drop(seen);
     let mut out = Assembler::new(steps);
     for s in series {
         out.add(s)?;
