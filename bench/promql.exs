@@ -47,14 +47,21 @@ path = fn query ->
   "/api/v1/query_range?" <> URI.encode_query(params)
 end
 
-rss_peak = fn pid ->
-  ["VmHWM:", kb, "kB"] =
+status_bytes = fn pid, field ->
+  [_, kb, "kB"] =
     File.read!("/proc/#{pid}/status")
     |> String.split("\n")
-    |> Enum.find(&String.starts_with?(&1, "VmHWM:"))
+    |> Enum.find(&String.starts_with?(&1, field))
     |> String.split()
 
   String.to_integer(kb) * 1024
+end
+
+# Resets the process' peak RSS to its current RSS (Linux: clear_refs 5),
+# so that the peak after a query is what the query added.
+rss_before = fn pid ->
+  File.write!("/proc/#{pid}/clear_refs", "5")
+  status_bytes.(pid, "VmRSS:")
 end
 
 # Median microseconds per query over `runs` runs after a warm-up; the

@@ -13,13 +13,18 @@ pub fn success(value: &QueryValue) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     out.push_str(r#"{"status":"success","data":{"resultType":""#);
     match value {
+        // Scalars and strings go through Go's encoding/json in Prometheus:
+        // the time as a plain float, a scalar always in 'f' form.
         QueryValue::Scalar { t, v } => {
-            out.push_str(r#"scalar","result":"#);
-            point(&mut out, *t, *v);
+            out.push_str(r#"scalar","result":["#);
+            write_float(&mut out, *t as f64 / 1000.0, true);
+            out.push_str(",\"");
+            write_float(&mut out, *v, false);
+            out.push_str("\"]");
         }
         QueryValue::String { t, v } => {
             out.push_str(r#"string","result":["#);
-            timestamp(&mut out, *t);
+            write_float(&mut out, *t as f64 / 1000.0, true);
             out.push(',');
             string(&mut out, v);
             out.push(']');
@@ -89,9 +94,12 @@ fn timestamp(out: &mut String, t: i64) {
     if t < 0 {
         out.push('-');
     }
-    let _ = write!(out, "{}", abs / 1000);
-    if !abs.is_multiple_of(1000) {
-        let _ = write!(out, ".{:03}", abs % 1000);
+    out.push_str(itoa::Buffer::new().format(abs / 1000));
+    let fraction = abs % 1000;
+    if fraction != 0 {
+        let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
+        out.push('.');
+        out.extend(digits.map(|d| char::from(b'0' + d as u8)));
     }
 }
 
@@ -111,6 +119,11 @@ pub fn write_float(out: &mut String, v: f64, extremes_in_e: bool) {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v == 0.0 && v.is_sign_negative() {
+        out.push_str("-0");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        // Whole numbers (counters, byte gauges): as integers, exactly.
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else if extremes_in_e && v != 0.0 && !(1e-6..1e21).contains(&v.abs()) {
         // Rust writes `1e-7`; Go writes `1e-07` (a sign and two digits).
         let s = format!("{v:e}");
@@ -125,7 +138,15 @@ pub fn write_float(out: &mut String, v: f64, extremes_in_e: bool) {
             None => out.push_str(&s),
         }
     } else {
-        let _ = write!(out, "{v}");
+        // Ryu's shortest digits, where it writes them in fixed notation (as
+        // Go does here); core::fmt for the few it writes with an exponent.
+        let mut buffer = ryu::Buffer::new();
+        let shortest = buffer.format_finite(v);
+        if shortest.contains('e') {
+            let _ = write!(out, "{v}");
+        } else {
+            out.push_str(shortest.strip_suffix(".0").unwrap_or(shortest));
+        }
     }
 }
 
@@ -184,6 +205,48 @@ mod tests {
         assert_eq!(format_value(f64::NAN), "NaN");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
         assert_eq!(format_value(0.0), "0");
+        assert_eq!(format_value(-0.0), "-0");
+        assert_eq!(format_value(123456.0), "123456");
+        assert_eq!(format_value(-7.0), "-7");
+        assert_eq!(format_value(1e15), "1000000000000000");
+        assert_eq!(format_value(1e20), "100000000000000000000");
+        assert_eq!(format_value(0.000015), "0.000015");
+        assert_eq!(format_value(1234.5678), "1234.5678");
+        assert_eq!(format_value(1e-6), "0.000001");
+        // Every value as Go writes it: shortest digits that read back.
+        // What Prometheus 2.42 answers for these literals.
+        let tie: f64 = "155545701827142.125".parse().unwrap();
+        assert_eq!(format_value(tie), "155545701827142.12");
+        assert_eq!(format_value(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_value(2.5e-6), "0.0000025");
+        assert_eq!(format_value(1.0000000000000002), "1.0000000000000002");
+    }
+
+    proptest::proptest! {
+        /// Go's 'f' form: the shortest digits that read back, without an
+        /// exponent. (Where two shortest forms tie, Go and Ryu take the even
+        /// one, core::fmt the other: `155545701827142.12`, as Prometheus
+        /// answers, not `.13`.)
+        #[test]
+        fn values_in_fixed_range_are_written_as_core_fmt_writes_them(
+            magnitude in -6.0f64..21.0,
+            jitter in 0u64..1 << 20,
+            whole in proptest::prelude::any::<bool>(),
+            negative in proptest::prelude::any::<bool>(),
+        ) {
+            let mut v = f64::from_bits(10f64.powf(magnitude).to_bits() ^ jitter);
+            if whole {
+                v = v.round();
+            }
+            if negative {
+                v = -v;
+            }
+            proptest::prop_assume!(v == 0.0 || (1e-6..1e21).contains(&v.abs()));
+            let (ours, core) = (format_value(v), format!("{v}"));
+            proptest::prop_assert_eq!(ours.parse::<f64>().unwrap(), v);
+            proptest::prop_assert_eq!(ours.len(), core.len());
+            proptest::prop_assert!(!ours.contains('e'));
+        }
     }
 
     #[test]
@@ -200,10 +263,16 @@ mod tests {
             String::from_utf8(success(&value)).unwrap(),
             r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a\u003cb"},"value":[1435781451.781,"1"]}]}}"#
         );
+        // As Prometheus 2.42 answers `1e21` and `1e-7` at time -1.05:
+        // scalars in 'f' form, whatever their size.
         let scalar = QueryValue::Scalar { t: -1_050, v: 2.0 };
         assert_eq!(
             String::from_utf8(success(&scalar)).unwrap(),
-            r#"{"status":"success","data":{"resultType":"scalar","result":[-1.050,"2"]}}"#
+            r#"{"status":"success","data":{"resultType":"scalar","result":[-1.05,"2"]}}"#
         );
+        for (v, text) in [(1e21, "1000000000000000000000"), (1e-7, "0.0000001")] {
+            let json = String::from_utf8(success(&QueryValue::Scalar { t: 100_000, v })).unwrap();
+            assert!(json.ends_with(&format!(r#"[100,"{text}"]}}}}"#)), "{json}");
+        }
     }
 }
