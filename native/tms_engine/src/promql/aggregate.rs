@@ -103,8 +103,10 @@ impl Acc {
                 _ => v,
             };
             self.mean = v;
-            self.values.clear();
-            self.values.push(v);
+            if op == AggOp::Quantile {
+                self.values.clear();
+                self.values.push(v);
+            }
             return;
         }
         let count = self.count as f64;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::ast::{Expr, Selector};
 use super::source::Source;
-use super::value::{assemble, without_name, RangeSeries, Series, Steps, Value};
+use super::value::{assemble, without_name, RangeSeries, Raw, Samples, Series, Steps, Value};
 use super::{aggregate, binary, functions, Error, Options};
 
 /// The bits of Prometheus' staleness marker, a NaN that ends a series.
@@ -35,13 +35,13 @@ pub struct Windowing {
 }
 
 impl Windowing {
-    /// For each step, the points of `points` in `[ref - range, ref]`:
-    /// `(step, window start, window end, points)`.
+    /// For each step, where the points of `points` in `[ref - range, ref]`
+    /// are: `(step, window start, window end, index range)`.
     pub fn windows<'p>(
         &self,
         points: &'p [(i64, f64)],
         steps: Steps,
-    ) -> impl Iterator<Item = (usize, i64, i64, &'p [(i64, f64)])> + 'p {
+    ) -> impl Iterator<Item = (usize, i64, i64, std::ops::Range<usize>)> + 'p {
         let this = *self;
         let (mut lo, mut hi) = (0usize, 0usize);
         (0..steps.len()).map(move |i| {
@@ -55,7 +55,7 @@ impl Windowing {
             while hi < points.len() && points[hi].0 <= end {
                 hi += 1;
             }
-            (i, start, end, &points[lo..hi])
+            (i, start, end, lo..hi)
         })
     }
 }
@@ -114,7 +114,7 @@ impl<'a> Evaluator<'a> {
                         let (_, _, _, window) = windowing.windows(&s.points, steps).next()?;
                         (!window.is_empty()).then(|| RangeSeries {
                             labels: s.labels.clone(),
-                            points: window.to_vec(),
+                            points: s.points[window].to_vec(),
                         })
                     })
                     .collect();
@@ -193,13 +193,14 @@ impl<'a> Evaluator<'a> {
             let mut values = vec![None; n];
             let mut next = 0usize;
             let mut present = false;
+            let points: &[(i64, f64)] = &s.points;
             for (i, value) in values.iter_mut().enumerate() {
                 let reference = ref_time(sel.at, sel.offset, steps.at(i));
                 // Reference times never decrease: move on from the last one.
-                while next < s.points.len() && s.points[next].0 <= reference {
+                while next < points.len() && points[next].0 <= reference {
                     next += 1;
                 }
-                let Some(&(t, v)) = next.checked_sub(1).map(|i| &s.points[i]) else {
+                let Some(&(t, v)) = next.checked_sub(1).map(|i| &points[i]) else {
                     continue;
                 };
                 if t < reference.saturating_sub(lookback) || is_stale(v) {
@@ -226,12 +227,12 @@ impl<'a> Evaluator<'a> {
         &mut self,
         expr: &Expr,
         steps: Steps,
-    ) -> Result<(Vec<RangeSeries>, Windowing), Error> {
+    ) -> Result<(Vec<Raw>, Windowing), Error> {
         match expr {
             Expr::Range { selector, range } => {
                 let mut series = self.fetch(selector, steps, *range)?;
                 for s in &mut series {
-                    s.points.retain(|p| !is_stale(p.1));
+                    s.points.remove(|p| is_stale(p.1));
                 }
                 series.retain(|s| !s.points.is_empty());
                 Ok((
@@ -273,14 +274,15 @@ impl<'a> Evaluator<'a> {
                 let series = self
                     .vector(expr, inner)?
                     .into_iter()
-                    .map(|s| RangeSeries {
+                    .map(|s| Raw {
                         labels: s.labels,
-                        points: s
-                            .values
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, v)| v.map(|v| (inner.at(i), v)))
-                            .collect(),
+                        points: Samples::Owned(
+                            s.values
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, v)| v.map(|v| (inner.at(i), v)))
+                                .collect(),
+                        ),
                     })
                     .collect();
                 Ok((series, windowing))
@@ -291,12 +293,7 @@ impl<'a> Evaluator<'a> {
 
     /// Reads the series of a selector over every step's window of `window`
     /// milliseconds before its reference time.
-    fn fetch(
-        &mut self,
-        sel: &Selector,
-        steps: Steps,
-        window: i64,
-    ) -> Result<Vec<RangeSeries>, Error> {
+    fn fetch(&mut self, sel: &Selector, steps: Steps, window: i64) -> Result<Vec<Raw>, Error> {
         let maxt = ref_time(sel.at, sel.offset, steps.end);
         let mint = ref_time(sel.at, sel.offset, steps.start).saturating_sub(window);
         let budget = self.options.max_samples.saturating_sub(self.loaded);

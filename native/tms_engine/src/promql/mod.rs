@@ -134,6 +134,28 @@ impl From<Error> for EngineError {
     }
 }
 
+impl From<EngineError> for Error {
+    /// Back from the engine's error (as work on the engine's threads
+    /// reports it): a query error as it was, anything else as storage.
+    fn from(err: EngineError) -> Error {
+        match err {
+            EngineError::Query {
+                error_type,
+                message,
+            } => Error {
+                error_type: match error_type {
+                    "bad_data" => ErrorType::BadData,
+                    "execution" => ErrorType::Execution,
+                    "timeout" => ErrorType::Timeout,
+                    _ => ErrorType::Internal,
+                },
+                message,
+            },
+            other => Error::storage(other),
+        }
+    }
+}
+
 /// One sample of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

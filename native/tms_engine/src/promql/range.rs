@@ -5,8 +5,14 @@
 use super::ast::Expr;
 use super::eval::Evaluator;
 use super::functions::absent_labels;
-use super::value::{without_name, Series, Steps, Value};
+use super::value::{without_name, Raw, Series, Steps, Value};
 use super::Error;
+use crate::error::EngineError;
+use crate::parallel;
+
+/// Windows (series times steps) from which a range function runs on every
+/// core.
+const PARALLEL_WINDOWS: usize = 20_000;
 
 /// One window: its points, its bounds and the step's evaluation time.
 struct Window<'a> {
@@ -18,9 +24,89 @@ struct Window<'a> {
     range: i64,
     /// The step's evaluation time (what `predict_linear` predicts from).
     time: i64,
-    /// Whether the series never falls anywhere: its windows need no scan
-    /// for counter resets.
+    /// What was worked out once for the whole series.
+    series: &'a SeriesFacts,
+    /// Where the window starts in the series' points.
+    first: usize,
+}
+
+/// What a function may work out once per series instead of per window.
+#[derive(Default)]
+struct SeriesFacts {
+    /// The series never falls anywhere: no window needs a scan for
+    /// counter resets.
     monotonic: bool,
+    /// For `sum_over_time` and `avg_over_time`: window sums by lookup.
+    prefix: Option<PrefixSums>,
+}
+
+impl SeriesFacts {
+    fn of(func: &str, points: &[(i64, f64)]) -> SeriesFacts {
+        SeriesFacts {
+            monotonic: matches!(func, "rate" | "increase")
+                && points.windows(2).all(|pair| pair[1].1 >= pair[0].1),
+            prefix: matches!(func, "sum_over_time" | "avg_over_time")
+                .then(|| PrefixSums::new(points))
+                .flatten(),
+        }
+    }
+}
+
+impl Window<'_> {
+    /// The sum of the window's values, compensated.
+    fn sum(&self) -> f64 {
+        let last = self.first + self.points.len();
+        match self
+            .series
+            .prefix
+            .as_ref()
+            .and_then(|p| p.sum(self.first, last))
+        {
+            Some(sum) => sum,
+            None => kahan(self.values()),
+        }
+    }
+}
+
+/// Prefix sums of a series' values in double-double (a sum and its
+/// rounding error, about 106 bits), so that a window's sum costs two
+/// lookups instead of a pass over the window.
+struct PrefixSums(Vec<(f64, f64)>);
+
+impl PrefixSums {
+    /// None when a value is not finite or the running sum overflows: those
+    /// series' windows are summed one by one.
+    fn new(points: &[(i64, f64)]) -> Option<PrefixSums> {
+        let mut sums = Vec::with_capacity(points.len() + 1);
+        let (mut hi, mut lo) = (0.0f64, 0.0f64);
+        sums.push((hi, lo));
+        for &(_, v) in points {
+            let (s, e) = two_sum(hi, v);
+            (hi, lo) = two_sum(s, e + lo);
+            if !v.is_finite() || !hi.is_finite() {
+                return None;
+            }
+            sums.push((hi, lo));
+        }
+        Some(PrefixSums(sums))
+    }
+
+    /// The sum of values `first..last`; None where it is so much smaller
+    /// than the prefixes that their difference may have lost digits an f64
+    /// keeps (2^-45 of the larger leaves 60 good bits).
+    fn sum(&self, first: usize, last: usize) -> Option<f64> {
+        let (a, b) = (self.0[last], self.0[first]);
+        let (d, e) = two_sum(a.0, -b.0);
+        let sum = d + (e + (a.1 - b.1));
+        (sum.abs() >= a.0.abs().max(b.0.abs()) * 2f64.powi(-45)).then_some(sum)
+    }
+}
+
+/// Knuth's TwoSum: `a + b` and its exact rounding error.
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
 }
 
 impl Window<'_> {
@@ -48,39 +134,46 @@ pub fn call(
     let f = lookup(func)?;
     let (input, windowing) = ev.range_input(&args[at], steps)?;
     let keep_name = func == "last_over_time";
-    let mut out: Vec<Series> = Vec::with_capacity(input.len());
-    for series in &input {
-        ev.check_time()?;
+    ev.check_time()?;
+    // One series' values at every step; None when it has none.
+    let one = |series: &Raw| -> Result<Option<Series>, EngineError> {
         let mut values = vec![None; n];
         let mut present = false;
-        let monotonic = series.points.windows(2).all(|pair| pair[1].1 >= pair[0].1);
-        for (step, start, end, points) in windowing.windows(&series.points, steps) {
-            if points.is_empty() {
+        let facts = SeriesFacts::of(func, &series.points);
+        for (step, start, end, range) in windowing.windows(&series.points, steps) {
+            if range.is_empty() {
                 continue;
             }
             let window = Window {
-                points,
+                first: range.start,
+                points: &series.points[range],
                 start,
                 end,
                 range: windowing.range,
                 time: steps.at(step),
-                monotonic,
+                series: &facts,
             };
             let p = |k: usize| params.get(k).map_or(0.0, |p| p[step]);
             values[step] = f(&window, [p(0), p(1)])?;
             present |= values[step].is_some();
         }
-        if present {
-            out.push(Series {
-                labels: if keep_name {
-                    series.labels.clone()
-                } else {
-                    without_name(&series.labels)
-                },
-                values,
-            });
-        }
-    }
+        Ok(present.then(|| Series {
+            labels: if keep_name {
+                series.labels.clone()
+            } else {
+                without_name(&series.labels)
+            },
+            values,
+        }))
+    };
+    // Windows of many series are worth the second core (a thread costs
+    // tens of microseconds).
+    let min_parallel = (PARALLEL_WINDOWS / n.max(1)).max(16);
+    let out: Vec<Series> = parallel::map(&input, parallel::cores(), min_parallel, one)?
+        .into_iter()
+        .flatten()
+        .collect();
+    ev.check_time()?;
     ev.charge(out.len() * n)?;
     if func == "absent_over_time" {
         let values = (0..n)
@@ -137,7 +230,7 @@ fn lookup(func: &str) -> Result<RangeFn, Error> {
             let reset = |pair: &&[(i64, f64)]| pair[1].1 < pair[0].1;
             Ok(Some(w.points.windows(2).filter(reset).count() as f64))
         },
-        "avg_over_time" => |w, _| Ok(Some(avg(w.points))),
+        "avg_over_time" => |w, _| Ok(Some(avg(w))),
         "count_over_time" => |w, _| Ok(Some(w.points.len() as f64)),
         "last_over_time" => |w, _| Ok(w.points.last().map(|p| p.1)),
         "present_over_time" | "absent_over_time" => |_, _| Ok(Some(1.0)),
@@ -149,7 +242,7 @@ fn lookup(func: &str) -> Result<RangeFn, Error> {
             let min = |min: f64, v: f64| if v < min || min.is_nan() { v } else { min };
             Ok(Some(w.values().fold(w.points[0].1, min)))
         },
-        "sum_over_time" => |w, _| Ok(Some(kahan(w.values()))),
+        "sum_over_time" => |w, _| Ok(Some(w.sum())),
         "quantile_over_time" => |w, p| {
             let mut all: Vec<f64> = w.values().collect();
             Ok(Some(quantile(p[0], &mut all)))
@@ -175,7 +268,7 @@ fn extrapolated_rate(w: &Window<'_>, counter: bool, per_second: bool) -> Option<
     }
     let (first, last) = (points[0], points[points.len() - 1]);
     let mut result = last.1 - first.1;
-    if counter && !w.monotonic {
+    if counter && !w.series.monotonic {
         for pair in points.windows(2) {
             if pair[1].1 < pair[0].1 {
                 result += pair[0].1;
@@ -333,13 +426,12 @@ fn kahan(values: impl Iterator<Item = f64>) -> f64 {
 /// computes it; 2.42's running mean gives the same value to within
 /// rounding, at two divisions a sample), or the running mean where finite
 /// samples would overflow the sum.
-fn avg(points: &[(i64, f64)]) -> f64 {
-    let values = || points.iter().map(|p| p.1);
-    let sum = kahan(values());
-    if sum.is_finite() || values().any(|v| !v.is_finite()) {
-        return sum / points.len() as f64;
+fn avg(w: &Window<'_>) -> f64 {
+    let sum = w.sum();
+    if sum.is_finite() || w.values().any(|v| !v.is_finite()) {
+        return sum / w.points.len() as f64;
     }
-    running_mean(values())
+    running_mean(w.values())
 }
 
 /// Prometheus 2.42's running mean, with its handling of infinities.
@@ -406,6 +498,30 @@ pub fn quantile(q: f64, values: &mut [f64]) -> f64 {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// A window's sum by prefix lookup is the compensated sum of the
+        /// window to within an ulp (or falls back to it).
+        #[test]
+        fn prefix_sums_agree_with_summing_the_window(
+            values in proptest::collection::vec(-1e6f64..1e6, 1..200),
+            spike in proptest::prelude::any::<bool>(),
+            cut in proptest::prelude::any::<(usize, usize)>(),
+        ) {
+            let mut values = values;
+            if spike {
+                values[0] = 1e300;
+            }
+            let points: Vec<(i64, f64)> = values.iter().enumerate().map(|(i, v)| (i as i64, *v)).collect();
+            let prefix = PrefixSums::new(&points).unwrap();
+            let (a, b) = (cut.0 % points.len(), cut.1 % points.len());
+            let (first, last) = (a.min(b), a.max(b) + 1);
+            if let Some(sum) = prefix.sum(first, last) {
+                let direct = kahan(values[first..last].iter().copied());
+                proptest::prop_assert!((sum - direct).abs() <= direct.abs() * 1e-15, "{} vs {}", sum, direct);
+            }
+        }
+    }
+
     fn points(values: &[f64]) -> Vec<(i64, f64)> {
         values
             .iter()
@@ -425,7 +541,18 @@ mod tests {
             // Finite samples whose sum overflows: the running mean's answer.
             vec![f64::MAX, f64::MAX, f64::MAX],
         ] {
-            let (fast, slow) = (avg(&points(&values)), running_mean(values.iter().copied()));
+            let points = points(&values);
+            let facts = SeriesFacts::of("avg_over_time", &points);
+            let w = Window {
+                points: &points,
+                start: 0,
+                end: 0,
+                range: 0,
+                time: 0,
+                series: &facts,
+                first: 0,
+            };
+            let (fast, slow) = (avg(&w), running_mean(values.iter().copied()));
             let close = (fast - slow).abs() <= 1e-15 * slow.abs();
             assert!(
                 fast == slow || close || (fast.is_nan() && slow.is_nan()),

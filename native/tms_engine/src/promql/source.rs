@@ -5,7 +5,7 @@
 use crate::engine::{Engine, QuerySpec};
 use crate::index::{MatchOp, Matcher};
 
-use super::value::{Labels, RangeSeries, NAME};
+use super::value::{Labels, Raw, Samples, NAME};
 use super::Error;
 
 /// Series storage as the evaluator sees it.
@@ -21,7 +21,7 @@ pub trait Source {
         mint: i64,
         maxt: i64,
         budget: usize,
-    ) -> Result<Vec<RangeSeries>, Error>;
+    ) -> Result<Vec<Raw>, Error>;
 }
 
 impl Source for Engine {
@@ -31,7 +31,7 @@ impl Source for Engine {
         mint: i64,
         maxt: i64,
         budget: usize,
-    ) -> Result<Vec<RangeSeries>, Error> {
+    ) -> Result<Vec<Raw>, Error> {
         let (names, others): (Vec<&Matcher>, Vec<&Matcher>) =
             matchers.iter().partition(|m| m.label == NAME);
         let others: Vec<Matcher> = others.into_iter().cloned().collect();
@@ -55,7 +55,7 @@ impl Source for Engine {
             units.clamp(i64::MIN as i128, i64::MAX as i128) as i64
         };
         // Per point: no 128-bit division for a store of seconds (and a
-        // millisecond store's points are copied as they are).
+        // millisecond store's points are not copied at all).
         let to_ms = |units: i64| -> i64 {
             match ups {
                 1 => units.saturating_mul(1000),
@@ -90,18 +90,17 @@ impl Source for Engine {
                 labels.push((NAME.to_string(), metric.clone()));
                 labels.sort();
                 let points = if ups == 1000 {
-                    let mut points = Vec::with_capacity(result.points.len());
-                    for run in result.points.runs() {
-                        points.extend_from_slice(run);
-                    }
-                    points
+                    Samples::from_points(result.points)
                 } else {
-                    result.points.iter().map(|(t, v)| (to_ms(t), v)).collect()
+                    Samples::Owned(result.points.iter().map(|(t, v)| (to_ms(t), v)).collect())
                 };
-                out.push(RangeSeries { labels, points });
+                out.push(Raw { labels, points });
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // One metric's series usually come sorted from the engine already.
+        if !out.is_sorted_by(|a, b| a.labels <= b.labels) {
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
         Ok(out)
     }
 }

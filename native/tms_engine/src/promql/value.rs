@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::Error;
+use crate::query::Points;
 
 /// Label pairs sorted by name, `__name__` among them; never an empty value.
 pub type Labels = Vec<(String, String)>;
@@ -27,6 +28,52 @@ pub struct Series {
 pub struct RangeSeries {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+}
+
+/// A series' raw points as the evaluator reads them: shared with the
+/// engine's chunk cache when they are one run (no copy), else its own.
+#[derive(Debug, Clone)]
+pub enum Samples {
+    Shared(Points),
+    Owned(Vec<(i64, f64)>),
+}
+
+impl Samples {
+    /// The engine's points, shared when they are one run.
+    pub fn from_points(points: Points) -> Samples {
+        if points.runs().count() <= 1 {
+            Samples::Shared(points)
+        } else {
+            Samples::Owned(points.iter().collect())
+        }
+    }
+
+    /// Drops the points `drop` selects, copying only when one is found.
+    pub fn remove(&mut self, drop: impl Fn(&(i64, f64)) -> bool) {
+        if self.iter().any(&drop) {
+            let kept = self.iter().filter(|p| !drop(p)).copied().collect();
+            *self = Samples::Owned(kept);
+        }
+    }
+}
+
+impl std::ops::Deref for Samples {
+    type Target = [(i64, f64)];
+
+    fn deref(&self) -> &[(i64, f64)] {
+        match self {
+            // One run at most (from_points sees to it).
+            Samples::Shared(points) => points.runs().next().unwrap_or(&[]),
+            Samples::Owned(points) => points,
+        }
+    }
+}
+
+/// A series read from storage (or a subquery's values at its steps).
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub labels: Labels,
+    pub points: Samples,
 }
 
 /// The value of an expression over the steps of an evaluation.
