@@ -165,19 +165,41 @@ fn reduce(
             values: vec![None; n],
         })
         .collect();
-    let mut accs = vec![Acc::default(); out.len()];
-    for (step, &q) in param.iter().enumerate().take(n) {
-        for acc in &mut accs {
-            acc.count = 0;
-        }
-        for (s, &g) in series.iter().zip(&group_of) {
-            if let Some(v) = s.values[step] {
-                accs[g].add(op, v);
+    if op == AggOp::Quantile {
+        // A list of samples per group: one step at a time.
+        let mut accs = vec![Acc::default(); out.len()];
+        for (step, &q) in param.iter().enumerate().take(n) {
+            for acc in &mut accs {
+                acc.count = 0;
+            }
+            for (s, &g) in series.iter().zip(&group_of) {
+                if let Some(v) = s.values[step] {
+                    accs[g].add(op, v);
+                }
+            }
+            for (acc, o) in accs.iter_mut().zip(&mut out) {
+                if acc.count > 0 {
+                    o.values[step] = Some(acc.finish(op, q));
+                }
             }
         }
-        for (acc, o) in accs.iter_mut().zip(&mut out) {
-            if acc.count > 0 {
-                o.values[step] = Some(acc.finish(op, q));
+    } else {
+        // A series at a time, all its steps (memory in order); each group's
+        // samples at a step still arrive in series order.
+        let mut accs = vec![Acc::default(); out.len() * n];
+        for (s, &g) in series.iter().zip(&group_of) {
+            let row = &mut accs[g * n..(g + 1) * n];
+            for (acc, v) in row.iter_mut().zip(&s.values) {
+                if let Some(v) = *v {
+                    acc.add(op, v);
+                }
+            }
+        }
+        for (o, row) in out.iter_mut().zip(accs.chunks_mut(n.max(1))) {
+            for ((value, acc), &q) in o.values.iter_mut().zip(row).zip(param) {
+                if acc.count > 0 {
+                    *value = Some(acc.finish(op, q));
+                }
             }
         }
     }

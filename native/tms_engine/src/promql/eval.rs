@@ -12,6 +12,12 @@ use super::ast::{Expr, Selector};
 use super::source::Source;
 use super::value::{assemble, without_name, RangeSeries, Raw, Samples, Series, Steps, Value};
 use super::{aggregate, binary, functions, Error, Options};
+use crate::error::EngineError;
+use crate::parallel;
+
+/// Series times steps from which per-series work runs on every core (a
+/// thread costs tens of microseconds to start).
+pub const PARALLEL_STEPS: usize = 20_000;
 
 /// The bits of Prometheus' staleness marker, a NaN that ends a series.
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -187,9 +193,8 @@ impl<'a> Evaluator<'a> {
         let lookback = self.options.lookback_delta;
         let series = self.fetch(sel, steps, lookback)?;
         let n = steps.len();
-        let mut out = Vec::with_capacity(series.len());
-        for s in series {
-            self.check_time()?;
+        self.check_time()?;
+        let one = |s: &Raw| -> Result<Option<Series>, EngineError> {
             let mut values = vec![None; n];
             let mut next = 0usize;
             let mut present = false;
@@ -209,13 +214,16 @@ impl<'a> Evaluator<'a> {
                 *value = Some(if timestamps { t as f64 / 1000.0 } else { v });
                 present = true;
             }
-            if present {
-                out.push(Series {
-                    labels: s.labels,
-                    values,
-                });
-            }
-        }
+            Ok(present.then(|| Series {
+                labels: s.labels.clone(),
+                values,
+            }))
+        };
+        let min_parallel = (PARALLEL_STEPS / n.max(1)).max(16);
+        let out: Vec<Series> = parallel::map(&series, parallel::cores(), min_parallel, one)?
+            .into_iter()
+            .flatten()
+            .collect();
         self.charge(out.len() * n)?;
         Ok(out)
     }

@@ -3,16 +3,12 @@
 //! arithmetic (extrapolation, Kahan sums, resets).
 
 use super::ast::Expr;
-use super::eval::Evaluator;
+use super::eval::{Evaluator, PARALLEL_STEPS};
 use super::functions::absent_labels;
 use super::value::{without_name, Raw, Series, Steps, Value};
 use super::Error;
 use crate::error::EngineError;
 use crate::parallel;
-
-/// Windows (series times steps) from which a range function runs on every
-/// core.
-const PARALLEL_WINDOWS: usize = 20_000;
 
 /// One window: its points, its bounds and the step's evaluation time.
 struct Window<'a> {
@@ -44,7 +40,9 @@ impl SeriesFacts {
     fn of(func: &str, points: &[(i64, f64)]) -> SeriesFacts {
         SeriesFacts {
             monotonic: matches!(func, "rate" | "increase")
-                && points.windows(2).all(|pair| pair[1].1 >= pair[0].1),
+                && points
+                    .windows(2)
+                    .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1)),
             prefix: matches!(func, "sum_over_time" | "avg_over_time")
                 .then(|| PrefixSums::new(points))
                 .flatten(),
@@ -166,9 +164,7 @@ pub fn call(
             values,
         }))
     };
-    // Windows of many series are worth the second core (a thread costs
-    // tens of microseconds).
-    let min_parallel = (PARALLEL_WINDOWS / n.max(1)).max(16);
+    let min_parallel = (PARALLEL_STEPS / n.max(1)).max(16);
     let out: Vec<Series> = parallel::map(&input, parallel::cores(), min_parallel, one)?
         .into_iter()
         .flatten()
