@@ -17,7 +17,19 @@ use crate::parallel;
 
 /// Series times steps from which per-series work runs on every core (a
 /// thread costs tens of microseconds to start).
-pub const PARALLEL_STEPS: usize = 20_000;
+const PARALLEL_STEPS: usize = 20_000;
+
+/// `one` over every raw series, on every core when there is enough work
+/// (`steps` values each); the series it answers, in order.
+pub fn per_series(
+    input: &[Raw],
+    steps: usize,
+    one: impl Fn(&Raw) -> Result<Option<Series>, EngineError> + Sync,
+) -> Result<Vec<Series>, Error> {
+    let min_parallel = (PARALLEL_STEPS / steps.max(1)).max(16);
+    let out = parallel::map(input, parallel::cores(), min_parallel, one)?;
+    Ok(out.into_iter().flatten().collect())
+}
 
 /// The bits of Prometheus' staleness marker, a NaN that ends a series.
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -219,11 +231,7 @@ impl<'a> Evaluator<'a> {
                 values,
             }))
         };
-        let min_parallel = (PARALLEL_STEPS / n.max(1)).max(16);
-        let out: Vec<Series> = parallel::map(&series, parallel::cores(), min_parallel, one)?
-            .into_iter()
-            .flatten()
-            .collect();
+        let out = per_series(&series, n, one)?;
         self.charge(out.len() * n)?;
         Ok(out)
     }

@@ -3,12 +3,11 @@
 //! arithmetic (extrapolation, Kahan sums, resets).
 
 use super::ast::Expr;
-use super::eval::{Evaluator, PARALLEL_STEPS};
+use super::eval::{per_series, Evaluator};
 use super::functions::absent_labels;
 use super::value::{without_name, Raw, Series, Steps, Value};
 use super::Error;
 use crate::error::EngineError;
-use crate::parallel;
 
 /// One window: its points, its bounds and the step's evaluation time.
 struct Window<'a> {
@@ -164,11 +163,7 @@ pub fn call(
             values,
         }))
     };
-    let min_parallel = (PARALLEL_STEPS / n.max(1)).max(16);
-    let out: Vec<Series> = parallel::map(&input, parallel::cores(), min_parallel, one)?
-        .into_iter()
-        .flatten()
-        .collect();
+    let out = per_series(&input, n, one)?;
     ev.check_time()?;
     ev.charge(out.len() * n)?;
     if func == "absent_over_time" {
