@@ -332,7 +332,8 @@ pub fn valid_label_name(name: &str) -> bool {
 /// differ only in `le` (and share the metric name) form one histogram.
 fn histogram_quantile(n: usize, q: &[f64], series: Vec<Series>) -> Result<Vec<Series>, Error> {
     let le = ["le".to_string()];
-    let mut groups: Vec<(Vec<u8>, Labels)> = Vec::new();
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Labels> = Vec::new();
     let mut members: Vec<(usize, f64, usize)> = Vec::new(); // (group, bound, series)
     for (i, s) in series.iter().enumerate() {
         let Ok(bound) = parse_go_float(get(&s.labels, "le")) else {
@@ -340,21 +341,18 @@ fn histogram_quantile(n: usize, q: &[f64], series: Vec<Series>) -> Result<Vec<Se
         };
         let mut key = signature(&s.labels, &le, false);
         key.extend_from_slice(get(&s.labels, NAME).as_bytes());
-        let group = match groups.iter().position(|(k, _)| *k == key) {
-            Some(g) => g,
-            None => {
-                let labels = without_name(&s.labels)
-                    .into_iter()
-                    .filter(|(n, _)| n != "le")
-                    .collect();
-                groups.push((key, labels));
-                groups.len() - 1
-            }
-        };
+        let group = *index.entry(key).or_insert_with(|| {
+            let labels = without_name(&s.labels)
+                .into_iter()
+                .filter(|(n, _)| n != "le")
+                .collect();
+            groups.push(labels);
+            groups.len() - 1
+        });
         members.push((group, bound, i));
     }
     let mut out = Assembler::new(n);
-    let slots: Vec<usize> = groups.into_iter().map(|(_, l)| out.slot(l)).collect();
+    let slots: Vec<usize> = groups.into_iter().map(|l| out.slot(l)).collect();
     let mut buckets: Vec<Vec<(f64, f64)>> = vec![Vec::new(); slots.len()];
     for (step, &q) in q.iter().enumerate().take(n) {
         for b in &mut buckets {
