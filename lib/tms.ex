@@ -62,6 +62,30 @@ defmodule Tms do
   its checksum is moved to `quarantine/` and counted; the rest of the store
   opens normally.
 
+  ## Rollup tiers
+
+  With `rollups: [[resolution: 300_000, retention: 90 * 86_400_000],
+  [resolution: 3_600_000]]` (and `retention:` for raw points), the store
+  keeps, per series and per interval of each resolution, what the raw points
+  in it add up to: count, sum, mean-centred sum of squares, min, max, first
+  and last points, and the values before counter resets. Intervals are
+  `[k * resolution, (k + 1) * resolution)`. Tiers are built by compaction
+  once a time partition has ended and gone quiet (`:cold_after`), and built
+  again after a late write into it; each tier's files past its retention go
+  at the same time.
+
+  `query_range/6` with a `:step` that is a multiple of a tier's resolution
+  reads the coarsest such tier for partitions it covers, and raw points for
+  the rest (the current partition, a partition changed since its tier was
+  built): the same answer as from raw points, bit for bit where sums of
+  values are exact (integers), and to rounding otherwise (intervals add up
+  in another order than points). Where raw points are gone (before the
+  retention cutoff), tiers answer alone; a query there that no tier can
+  answer exactly (a step no resolution divides, an end inside an interval)
+  gets an `:invalid_argument` error rather than a partial answer.
+  `info/1` reports each tier's files, series, intervals and bytes under
+  `:rollups`.
+
   ## Options
 
   #{Tms.Options.docs(:store)}
@@ -434,16 +458,18 @@ defmodule Tms do
   (between series with the same timestamp, the first/last series in label
   order), and `:rate`/`:increase` add up the series' own increases.
 
-  Special values: NaN makes `:avg` and `:sum` NaN (as in Prometheus);
+  Special values: a Prometheus staleness marker (the NaN with bits
+  `0x7ff0000000000002`, which says a series ended) is no sample: raw queries
+  return it, aggregations skip it. Any other NaN makes `:avg` and `:sum` NaN (as in Prometheus);
   `:min` and `:max` skip NaN points and are NaN only when every point of the
   bucket is NaN; `:count` counts NaN points.
 
-  Counters: `:increase` adds, for each point, its rise from the previous
-  point of the same series, or its own value when it is lower than the
-  previous one (a counter reset, as Prometheus treats it). The first point
-  of the range has no previous point and adds nothing; any later point's
-  rise, including the first point of a bucket (measured from the last point
-  of the bucket before), counts in its own bucket. `:rate` is the increase
+  Counters: `:increase` is, per bucket, its last value minus the last value
+  before it (the first point of the range has none, and its bucket starts
+  from its own first value), plus the value before each drop (a counter
+  reset, `value < previous`), as Prometheus' `increase` counts. A NaN in the
+  middle of a bucket is no drop; a NaN at either end makes it NaN. `:rate`
+  is the increase
   divided by the step in seconds.
 
   ## Examples

@@ -30,6 +30,8 @@ defmodule Tms.Options do
     {:compression_level, :store, 8, {:range, 0, 12}, "pco compression level."},
     {:cache_bytes, :store, 128 * 1024 * 1024, :non_neg_int,
      "size of the caches of decoded chunks and (an eighth of it) decoded timestamp columns, in bytes."},
+    {:rollups, :store, [], :rollups,
+     "rollup tiers, finest first, each `[resolution: r, retention: d]` in `:time_unit` (`retention:` left out or `nil`: kept forever), e.g. `[[resolution: 300_000, retention: 90 * 86_400_000], [resolution: 3_600_000]]`. Each resolution a multiple of the one before and a divisor of `:partition_duration`, retentions growing. See Rollup tiers."},
     {:wal_segment_bytes, :store, 64 * 1024 * 1024, {:min, 4096}, "WAL file size before rotation, in bytes."},
     {:shards, :ingest, nil, {:nil_or, :pos_int},
      "number of shard processes (`nil`: `System.schedulers_online()`)."},
@@ -68,6 +70,7 @@ defmodule Tms.Options do
       values
       |> Map.take(keys(:store) -- [:name, :data_dir, :time_unit])
       |> Map.merge(%{
+        rollups: Enum.map(values.rollups, &%{resolution: &1[:resolution], retention: &1[:retention]}),
         partition_duration: values.partition_duration || 86_400 * per_second,
         max_abs_timestamp: max_abs_timestamp,
         units_per_second: per_second
@@ -149,6 +152,15 @@ defmodule Tms.Options do
 
   defp valid?(:scrape, jobs), do: is_list(jobs)
 
+  defp valid?(:rollups, tiers) do
+    is_list(tiers) and
+      Enum.all?(tiers, fn tier ->
+        Keyword.keyword?(tier) and valid?(:pos_int, tier[:resolution]) and
+          valid?({:nil_or, :pos_int}, tier[:retention]) and
+          Keyword.keys(tier) -- [:resolution, :retention] == []
+      end)
+  end
+
   defp valid?(:http, false), do: true
 
   defp valid?(:http, opts) do
@@ -178,6 +190,7 @@ defmodule Tms.Options do
   defp expected(:sync), do: ":always, :never or {:interval, ms} with ms > 0"
 
   defp expected(:scrape), do: "a list of Tms.Scraper jobs"
+  defp expected(:rollups), do: "a list of [resolution: pos_integer, retention: pos_integer | nil]"
 
   defp expected(:http),
     do:

@@ -175,23 +175,16 @@ defmodule Tms.QueryModelTest do
   end
 
   # Buckets of the series of one group (in label order), each point with
-  # its counter increase, then the aggregation per bucket.
+  # the value of the point before it, then the aggregation per bucket.
   defp aggregate(point_lists, from, step, agg) do
     per_series =
       for points <- point_lists do
-        {with_increase, _} =
+        {tagged, _} =
           Enum.map_reduce(points, nil, fn {t, v}, prev ->
-            inc =
-              cond do
-                prev == nil -> 0.0
-                ge?(v, prev) -> sub(v, prev)
-                true -> v
-              end
-
-            {{Integer.floor_div(t, step) * step, t, v, inc}, v}
+            {{Integer.floor_div(t, step) * step, t, v, prev}, v}
           end)
 
-        Enum.filter(with_increase, fn {bucket, _, _, _} -> bucket >= from end)
+        Enum.filter(tagged, fn {bucket, _, _, _} -> bucket >= from end)
       end
 
     per_series
@@ -217,8 +210,23 @@ defmodule Tms.QueryModelTest do
       :max -> values |> Enum.reject(&(&1 == :nan)) |> then(&if(&1 == [], do: :nan, else: Enum.max(&1)))
       :first -> all |> Enum.min_by(&elem(&1, 1)) |> elem(2)
       :last -> all |> Enum.reverse() |> Enum.max_by(&elem(&1, 1)) |> elem(2)
-      :increase -> series |> Enum.map(fn s -> fold_sum(Enum.map(s, &elem(&1, 3))) end) |> fold_sum()
+      :increase -> series |> Enum.map(&increase/1) |> fold_sum()
       :rate -> divide(value(series, :increase, step), step / 1000)
+    end
+  end
+
+  # Prometheus' increase of one series' points in a bucket: the last value
+  # minus the one before the bucket (or the bucket's first), plus the value
+  # before each drop; in the engine's order of float operations.
+  defp increase([{_, _, first, before} | _] = points) do
+    values = Enum.map(points, &elem(&1, 2))
+    drops = for [a, b] <- Enum.chunk_every(values, 2, 1, :discard), lt?(b, a), do: a
+    resets = Enum.reduce(drops, 0.0, &add(&2, &1))
+    last = List.last(values)
+
+    case before do
+      nil -> add(sub(last, first), resets)
+      before -> add(sub(last, before), add(resets, if(lt?(first, before), do: before, else: 0.0)))
     end
   end
 
@@ -228,7 +236,7 @@ defmodule Tms.QueryModelTest do
   defp add(_, :nan), do: :nan
   defp add(a, b), do: a + b
   defp sub(a, b), do: if(a == :nan or b == :nan, do: :nan, else: a - b)
-  defp ge?(a, b), do: a != :nan and b != :nan and a >= b
+  defp lt?(a, b), do: a != :nan and b != :nan and a < b
   defp divide(:nan, _), do: :nan
   defp divide(a, b), do: a / b
 

@@ -8,6 +8,7 @@
 //! <root>/manifest.tms                  the live segments (storage/manifest.rs)
 //! <root>/wal/                          WAL segments (wal/)
 //! <root>/chunks/<partition>/<seq>.seg  segment files (storage/segment/format.rs)
+//! <root>/rollups/<resolution>/<partition>-<seq>.tier  tier files (rollup/file.rs)
 //! <root>/quarantine/                   files that failed their checksum
 //! ```
 
@@ -65,6 +66,17 @@ impl Layout {
     /// The file of segment `seq` of `partition`.
     pub fn segment(&self, partition: i64, seq: u64) -> PathBuf {
         self.partition(partition).join(format!("{seq:020}.seg"))
+    }
+
+    /// The directory of one rollup tier's files.
+    pub fn tier(&self, resolution: i64) -> PathBuf {
+        self.root.join("rollups").join(resolution.to_string())
+    }
+
+    /// Tier file `seq` of `partition` in the tier of `resolution`.
+    pub fn tier_file(&self, resolution: i64, partition: i64, seq: u64) -> PathBuf {
+        self.tier(resolution)
+            .join(format!("{partition}-{seq:020}.tier"))
     }
 
     /// Where corrupt files are moved, kept for inspection.

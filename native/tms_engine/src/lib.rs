@@ -9,10 +9,11 @@
 //! promql                       PromQL over the engine's read API
 //! engine                       Engine: open, write, read, flush, maintenance, import, stats
 //! ingest                       Prometheus text, remote_write, JSON lines -> one batch
-//! query   storage   buffer     step aggregation; chunks, segments, chunk index; hot buffers
+//! query rollup               step aggregation; rollup tiers
+//! storage   buffer             chunks, segments, chunk index; hot buffers
 //! registry  wal                series ids (over index); frames + records
 //! index                        label postings and matchers
-//! types batch series_key layout retention parallel codec files hash error   leaves
+//! types summary batch series_key layout retention parallel codec files hash error   leaves
 //! ```
 // Cargo.toml's [lints] deny unwrap/expect/panic outside tests (clippy.toml).
 
@@ -31,8 +32,10 @@ pub mod promql;
 pub mod query;
 pub mod registry;
 pub mod retention;
+pub mod rollup;
 pub mod series_key;
 pub mod storage;
+pub mod summary;
 pub mod types;
 pub mod wal;
 

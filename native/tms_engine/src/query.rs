@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::summary::Summary;
 use crate::types::{sort_dedup, Point};
 
 /// Merges runs of points, each sorted and deduplicated and ordered oldest
@@ -139,81 +140,45 @@ impl Agg {
             other => return Err(format!("agg must be one of {}, got {other:?}", Agg::NAMES)),
         })
     }
-
-    fn needs_deltas(self) -> bool {
-        matches!(self, Agg::Rate | Agg::Increase)
-    }
 }
 
-/// One bucket's running totals; every aggregation reads from it, and
-/// buckets of several series combine into one.
+/// One bucket's totals: the summary of a series' points in it and their
+/// counter increase; buckets of several series combine into one.
 #[derive(Debug, Clone, Copy)]
 pub struct Acc {
-    count: u64,
-    sum: f64,
-    /// Smallest and largest non-NaN value; NaN when every value is NaN.
-    min: f64,
-    max: f64,
-    first: Point,
-    last: Point,
-    /// Sum of counter increases (see [`bucketize`]).
+    summary: Summary,
+    /// Counter increase (see [`bucketize`]); summed across series.
     increase: f64,
 }
 
 impl Acc {
-    fn new(point: Point) -> Acc {
-        Acc {
-            count: 0,
-            sum: 0.0,
-            min: f64::NAN,
-            max: f64::NAN,
-            first: point,
-            last: point,
-            increase: 0.0,
-        }
-    }
-
-    fn add(&mut self, point: Point) {
-        let v = point.1;
-        self.count += 1;
-        self.sum += v;
-        // f64::min/max return the other operand when one is NaN: NaN values
-        // are skipped, and stay only when nothing else was seen.
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        if point.0 < self.first.0 {
-            self.first = point;
-        }
-        if point.0 >= self.last.0 {
-            self.last = point;
-        }
-    }
-
     /// Folds in the same bucket of a later series (in result order): on equal
     /// timestamps `first` keeps the earlier series, `last` takes the later.
     fn combine(&mut self, other: &Acc) {
-        self.count += other.count;
-        self.sum += other.sum;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-        if other.first.0 < self.first.0 {
-            self.first = other.first;
+        let (s, o) = (&mut self.summary, &other.summary);
+        s.count += o.count;
+        s.sum += o.sum;
+        s.min = s.min.min(o.min);
+        s.max = s.max.max(o.max);
+        if o.first.0 < s.first.0 {
+            s.first = o.first;
         }
-        if other.last.0 >= self.last.0 {
-            self.last = other.last;
+        if o.last.0 >= s.last.0 {
+            s.last = o.last;
         }
         self.increase += other.increase;
     }
 
     fn value(&self, agg: Agg, step_seconds: f64) -> f64 {
+        let s = &self.summary;
         match agg {
-            Agg::Avg => self.sum / self.count as f64,
-            Agg::Min => self.min,
-            Agg::Max => self.max,
-            Agg::Sum => self.sum,
-            Agg::Count => self.count as f64,
-            Agg::First => self.first.1,
-            Agg::Last => self.last.1,
+            Agg::Avg => s.sum / s.count as f64,
+            Agg::Min => s.min,
+            Agg::Max => s.max,
+            Agg::Sum => s.sum,
+            Agg::Count => s.count as f64,
+            Agg::First => s.first.1,
+            Agg::Last => s.last.1,
             Agg::Increase => self.increase,
             Agg::Rate => self.increase / step_seconds,
         }
@@ -223,53 +188,48 @@ impl Acc {
 /// Buckets of a series: `(bucket start, totals)`, ascending.
 pub type Buckets = Vec<(i64, Acc)>;
 
-/// Puts sorted points (all within `[from, to]`) into buckets of `step`:
-/// a point at `ts` belongs to `floor(ts / step) * step`, and only buckets
-/// starting within `[from, to]` are kept (a partial bucket before `from` is
-/// left out); empty buckets are never made.
+/// Puts a series' runs of points into buckets of `step`: a run belongs to
+/// the bucket of its first point, `floor(ts / step) * step` (so a run must
+/// not cross a bucket edge: a point, or a rollup interval whose width
+/// divides `step`). Only buckets starting within the query, at or after
+/// `from`, are kept (a partial bucket before `from` is left out); empty
+/// buckets are never made. Runs come in time order, and their points lie
+/// at or before the query's end; a run starting before `from` is only read
+/// for its last point, and only when that point is at or after `from`.
 ///
-/// Counter increases (for rate and increase) follow Prometheus' reset rule:
-/// each point adds `v - previous` to its bucket, or `v` itself when the
-/// value dropped (a counter reset). The first point of the range has no
-/// previous point and adds nothing; so a bucket's first point adds its rise
-/// from the last point of the bucket before it.
-pub fn bucketize(
-    points: impl IntoIterator<Item = Point>,
-    from: i64,
-    step: i64,
-    agg: Agg,
-) -> Buckets {
+/// Counter increases (for rate and increase) follow Prometheus' reset rule
+/// (see [`Summary::increase_from`]), each bucket counted from the last
+/// point before it within the query (the first point of the range has no
+/// such point, and is the baseline of its bucket).
+pub fn bucketize(runs: impl IntoIterator<Item = Summary>, from: i64, step: i64) -> Buckets {
     let mut buckets: Buckets = Vec::new();
-    let mut previous: Option<f64> = None;
-    for point in points {
-        let start = point.0.div_euclid(step) * step;
-        let increase = match previous {
-            Some(prev) if agg.needs_deltas() => {
-                if point.1 >= prev {
-                    point.1 - prev
-                } else {
-                    // A reset, or NaN (which then propagates).
-                    point.1
-                }
-            }
-            _ => 0.0,
-        };
-        previous = Some(point.1);
+    let mut baseline: Option<f64> = None;
+    let mut open: Option<(i64, Summary, Option<f64>)> = None;
+    let close = |buckets: &mut Buckets, (start, summary, base): (i64, Summary, Option<f64>)| {
+        let increase = summary.increase_from(base);
+        buckets.push((start, Acc { summary, increase }));
+        Some(summary.last.1)
+    };
+    for run in runs {
+        let start = run.first.0.div_euclid(step) * step;
         if start < from {
+            if run.last.0 >= from {
+                baseline = Some(run.last.1);
+            }
             continue;
         }
-        match buckets.last_mut() {
-            Some((s, acc)) if *s == start => {
-                acc.add(point);
-                acc.increase += increase;
-            }
+        match &mut open {
+            Some((s, summary, _)) if *s == start => summary.append(&run),
             _ => {
-                let mut acc = Acc::new(point);
-                acc.add(point);
-                acc.increase += increase;
-                buckets.push((start, acc));
+                if let Some(done) = open.take() {
+                    baseline = close(&mut buckets, done);
+                }
+                open = Some((start, run, baseline));
             }
         }
+    }
+    if let Some(done) = open {
+        close(&mut buckets, done);
     }
     buckets
 }
@@ -354,7 +314,11 @@ mod tests {
     }
 
     fn agg_of(points: &[Point], agg: Agg) -> Vec<Point> {
-        finalize(&bucketize(points.iter().copied(), 0, 10, agg), agg, 10.0)
+        finalize(
+            &bucketize(points.iter().copied().map(Summary::of), 0, 10),
+            agg,
+            10.0,
+        )
     }
 
     #[test]
@@ -362,7 +326,7 @@ mod tests {
         let points = [(3, 1.0), (9, 3.0), (10, 5.0), (25, 7.0)];
         assert_eq!(
             finalize(
-                &bucketize(points.iter().copied(), 0, 10, Agg::Avg),
+                &bucketize(points.iter().copied().map(Summary::of), 0, 10),
                 Agg::Avg,
                 10.0
             ),
@@ -370,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             finalize(
-                &bucketize(points.iter().copied(), 5, 10, Agg::Count),
+                &bucketize(points.iter().copied().map(Summary::of), 5, 10),
                 Agg::Count,
                 10.0
             ),
@@ -379,7 +343,7 @@ mod tests {
         let negative = [(-15, 1.0), (-5, 2.0)];
         assert_eq!(
             finalize(
-                &bucketize(negative.iter().copied(), -20, 10, Agg::Sum),
+                &bucketize(negative.iter().copied().map(Summary::of), -20, 10),
                 Agg::Sum,
                 10.0
             ),
@@ -408,7 +372,7 @@ mod tests {
         assert_eq!(agg_of(&points, Agg::Rate), vec![(0, 0.7), (10, 0.6)]);
         // A partial first bucket still provides the baseline.
         let from_5 = finalize(
-            &bucketize(points[1..].iter().copied(), 5, 10, Agg::Increase),
+            &bucketize(points[1..].iter().copied().map(Summary::of), 5, 10),
             Agg::Increase,
             10.0,
         );
@@ -417,8 +381,8 @@ mod tests {
 
     #[test]
     fn buckets_of_several_series_combine() {
-        let a = bucketize([(1, 1.0), (11, 2.0)], 0, 10, Agg::Sum);
-        let b = bucketize([(1, 3.0), (21, 4.0)], 0, 10, Agg::Sum);
+        let a = bucketize([(1, 1.0), (11, 2.0)].map(Summary::of), 0, 10);
+        let b = bucketize([(1, 3.0), (21, 4.0)].map(Summary::of), 0, 10);
         let both = combine(a, &b);
         assert_eq!(
             finalize(&both, Agg::Sum, 1.0),

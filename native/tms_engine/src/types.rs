@@ -34,6 +34,14 @@ pub fn encode_entry(out: &mut Vec<u8>, series: SeriesId, ts: i64, value: f64) {
     out.extend_from_slice(&value.to_bits().to_le_bytes());
 }
 
+/// The bits of Prometheus' staleness marker, a NaN that ends a series.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// True for a staleness marker (compared by bits: other NaNs are values).
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN
+}
+
 /// Sorts by timestamp and keeps the last written point of equal timestamps
 /// (last write wins). The sort is stable, and skipped when already in order.
 pub fn sort_dedup(points: &mut Vec<Point>, out_of_order: bool) {

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 
 use tms_engine::engine::Engine;
 use tms_engine::promql::ast::{self, Expr};
-use tms_engine::promql::{self, Labels, Options, QueryValue, Steps, STALE_NAN};
+use tms_engine::promql::{self, Labels, Options, QueryValue, Steps};
+use tms_engine::types::STALE_NAN;
 
 /// Cases this engine does not run, by file and query, with why.
 const SKIPPED: &[(&str, &str, &str)] = &[];

@@ -288,6 +288,19 @@ impl Buffers {
         max
     }
 
+    /// The partitions some buffer holds points (or a seal) of.
+    pub fn partitions(&self) -> std::collections::HashSet<i64> {
+        let mut out = std::collections::HashSet::new();
+        for (_, held) in self.each() {
+            for b in &held.parts {
+                if !b.points.is_empty() || b.sealed.is_some() {
+                    out.insert(b.partition);
+                }
+            }
+        }
+        out
+    }
+
     /// True when some buffer of `partition` holds points (or a seal).
     pub fn holds_partition(&self, partition: i64) -> bool {
         self.each().any(|(_, held)| {

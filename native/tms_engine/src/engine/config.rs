@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::error::{EngineError, Result};
+use crate::rollup::{self, Tier};
 use crate::wal::SyncMode;
 
 /// Engine settings, all of them explicit.
@@ -31,6 +32,8 @@ pub struct Config {
     pub max_abs_timestamp: i64,
     /// Timestamp units in a second (1000 for milliseconds), for rates.
     pub units_per_second: i64,
+    /// Rollup tiers, finest first (see `rollup`).
+    pub rollups: Vec<Tier>,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
             cache_bytes: 128 << 20,
             max_abs_timestamp: 253_402_300_799_999,
             units_per_second: 1000,
+            rollups: Vec::new(),
         }
     }
 
@@ -78,6 +82,6 @@ impl Config {
         if self.units_per_second <= 0 {
             return bad("units_per_second must be positive");
         }
-        Ok(())
+        rollup::validate(&self.rollups, self.partition_duration)
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::chunks::is_damage;
 use super::stats::Stats;
-use super::Engine;
+use super::{Engine, TierReport};
 use crate::error::{EngineError, Result};
 use crate::query::merge;
 use crate::retention;
@@ -44,6 +44,8 @@ pub struct CompactReport {
     pub quarantined: u64,
     /// Old segment files that could not be removed, with the reason.
     pub unremoved: Vec<(String, String)>,
+    /// Rollup tier files built and expired.
+    pub tiers: TierReport,
 }
 
 /// What merging a partition's segments produced.
@@ -115,21 +117,28 @@ impl Engine {
     /// no segment written for `idle`) into one segment with one chunk per
     /// series, applying last-write-wins and the retention cutoff. The new
     /// segment is durable and indexed before the old files are removed.
+    /// Then builds the rollup tiers of closed partitions and expires old
+    /// tier files (see rollups.rs).
     pub fn compact(&self, idle: Duration) -> Result<CompactReport> {
         self.check_open()?;
         let _flushing = self.maintenance_lock()?;
         let mut report = CompactReport::default();
-        let now = SystemTime::now();
+        // The clock read at each use: a segment this compaction merged is
+        // settled for the tiers built after it when `idle` is zero.
+        let settled = |segments: &[Arc<Segment>]| {
+            let now = SystemTime::now();
+            segments
+                .iter()
+                .all(|s| now.duration_since(s.written).is_ok_and(|age| age >= idle))
+        };
         let damaged_seqs = self.damaged_segments();
         for (partition, segments) in self.index.by_partition() {
-            let settled = segments
-                .iter()
-                .all(|s| now.duration_since(s.written).is_ok_and(|age| age >= idle));
+            let is_settled = settled(&segments);
             // One segment needs no merge, unless it holds a damaged chunk
             // to salvage the rest from.
             let salvage = segments.iter().any(|s| damaged_seqs.contains(&s.seq));
             if (segments.len() < 2 && !salvage)
-                || !settled
+                || !is_settled
                 || self.buffers.holds_partition(partition)
             {
                 continue;
@@ -188,6 +197,7 @@ impl Engine {
                 .points_lost
                 .fetch_add(points_lost, Ordering::Relaxed);
         }
+        report.tiers = self.maintain_tiers(settled)?;
         Ok(report)
     }
 

@@ -25,6 +25,7 @@ mod local_spellings;
 mod maintenance;
 mod open;
 mod read;
+mod rollups;
 mod stats;
 mod write;
 
@@ -43,6 +44,7 @@ use crate::files::DirLock;
 use crate::hash::FastBuildHasher;
 use crate::layout::Layout;
 use crate::registry::Registry;
+use crate::rollup::TierIndex;
 use crate::series_key::SeriesKey;
 use crate::storage::ChunkIndex;
 use crate::types::{Point, SeriesId};
@@ -55,6 +57,7 @@ pub use flush::{FlushReport, FlushScope};
 pub use import::ImportReport;
 pub use maintenance::{CompactReport, RetentionReport};
 pub use read::{LabelSet, QueryResult, QuerySpec};
+pub use rollups::{TierInfo, TierReport};
 pub use stats::Info;
 
 /// An open data directory.
@@ -65,6 +68,10 @@ pub struct Engine {
     wal: Arc<Wal>,
     buffers: Buffers,
     index: ChunkIndex,
+    /// Rollup tier files and their decoded rows (see rollups.rs).
+    tiers: TierIndex,
+    /// Per tier, the time before which its rows are past its retention.
+    tier_cutoffs: Vec<AtomicI64>,
     /// Decoded chunks by (segment seq, chunk index), weighed in bytes.
     cache: Cache<(u64, u32), Arc<Vec<Point>>>,
     /// Decoded timestamp columns by (segment seq, column index).

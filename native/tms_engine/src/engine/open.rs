@@ -18,6 +18,7 @@ use crate::files::{ensure_dir, remove_stale_tmp, DirLock};
 use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::retention;
+use crate::rollup::TierIndex;
 use crate::storage::{load_segments, ChunkIndex};
 use crate::types::{decode_entry, Point, POINT_BYTES};
 use crate::wal::{self, Record, Wal};
@@ -41,6 +42,8 @@ impl Engine {
         let loaded = load_segments(&layout, &index)?;
         let loaded_max_seq = loaded.max_seq;
         let cutoff = retention::load(&layout.cutoff())?;
+        let tiers = TierIndex::new(config.rollups.clone(), config.cache_bytes / 8);
+        let loaded_tiers = tiers.load(&layout)?;
 
         let buffers = Buffers::new(config.flush_threshold);
         let wal_dir = layout.wal();
@@ -63,14 +66,14 @@ impl Engine {
             }
         })?;
         let stats = Stats {
-            quarantined: AtomicU64::new(loaded.quarantined),
+            quarantined: AtomicU64::new(loaded.quarantined + loaded_tiers.quarantined),
             open_read_bytes: loaded.bytes_read,
             missing_segments: loaded.missing,
             leftover_segments: loaded.leftovers,
             replay,
             ..Stats::default()
         };
-        for problem in loaded.problems {
+        for problem in loaded.problems.into_iter().chain(loaded_tiers.problems) {
             stats.note_problem(problem);
         }
         if stats.replay.corrupt_records > 0 {
@@ -98,7 +101,21 @@ impl Engine {
             .build();
         Ok(Engine {
             layout,
-            next_seq: AtomicU64::new(index.max_seq().max(loaded_max_seq) + 1),
+            next_seq: AtomicU64::new(
+                index
+                    .max_seq()
+                    .max(loaded_max_seq)
+                    .max(loaded_tiers.max_seq)
+                    + 1,
+            ),
+            // Until the first compaction: nothing hidden (it expires the
+            // files and sets these).
+            tier_cutoffs: config
+                .rollups
+                .iter()
+                .map(|_| AtomicI64::new(i64::MIN))
+                .collect(),
+            tiers,
             config,
             registry,
             wal,

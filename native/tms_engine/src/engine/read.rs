@@ -14,6 +14,7 @@ use crate::index::Matcher;
 use crate::parallel;
 use crate::query::{self, Agg, Points, Run};
 use crate::series_key::SeriesKey;
+use crate::summary;
 use crate::types::{Point, SeriesId};
 
 /// What a range query computes beyond selecting series.
@@ -109,14 +110,32 @@ impl Engine {
             (None, None) => return Err(EngineError::invalid("group_by needs a step and an agg")),
         };
         let step_seconds = |step: i64| step as f64 / self.config.units_per_second as f64;
+        let plan = aggregation.and_then(|(step, _)| self.step_plan(from, to, step));
+        if let Some((step, _)) = aggregation {
+            if let Some(why) = self.unanswerable(from, to, step, plan.as_ref()) {
+                return Err(EngineError::invalid(why));
+            }
+        }
+        // One series' buckets: from tier rows where a tier serves the step.
+        let bucketed = |id: SeriesId, step: i64| -> Result<query::Buckets> {
+            Ok(match &plan {
+                Some(plan) => {
+                    let runs = self.series_runs(id, from, to, plan, spec.on_damage)?;
+                    query::bucketize(runs, from, step)
+                }
+                None => {
+                    let points = self.series_points(id, from, to, spec.on_damage)?;
+                    query::bucketize(summary::samples(points.iter()), from, step)
+                }
+            })
+        };
         let (Some((step, agg)), Some(group_by)) = (aggregation, &spec.group_by) else {
             // One result per series: its raw points, or its buckets.
             let points = parallel::map(&series, parallel::cores(), min_parallel, |(id, _)| {
-                let points = self.series_points(*id, from, to, spec.on_damage)?;
                 Ok(match aggregation {
-                    None => points,
+                    None => self.series_points(*id, from, to, spec.on_damage)?,
                     Some((step, agg)) => {
-                        let buckets = query::bucketize(points.iter(), from, step, agg);
+                        let buckets = bucketed(*id, step)?;
                         Points::owned(query::finalize(&buckets, agg, step_seconds(step)))
                     }
                 })
@@ -132,8 +151,7 @@ impl Engine {
                 .collect());
         };
         let buckets = parallel::map(&series, parallel::cores(), min_parallel, |(id, _)| {
-            self.series_points(*id, from, to, spec.on_damage)
-                .map(|points| query::bucketize(points.iter(), from, step, agg))
+            bucketed(*id, step)
         })?;
         let mut groups: BTreeMap<LabelSet, query::Buckets> = BTreeMap::new();
         for ((_, key), b) in series.iter().zip(buckets) {
@@ -179,7 +197,7 @@ impl Engine {
 
     /// One series' points in `[from, to]`: parts of cached chunks are shared,
     /// not copied, unless sources overlap in time and must be merged.
-    fn series_points(
+    pub(super) fn series_points(
         &self,
         id: SeriesId,
         from: i64,

@@ -105,6 +105,8 @@ pub struct Info {
     pub wal_replayed_points: u64,
     pub wal_corrupt_records: u64,
     pub wal_torn_bytes: u64,
+    /// Each rollup tier's files, series, intervals and bytes.
+    pub rollups: Vec<super::TierInfo>,
     /// What was quarantined, skipped or found damaged, in words.
     pub problems: Vec<String>,
 }
@@ -148,6 +150,7 @@ impl Engine {
             wal_replayed_points: stats.replay.points,
             wal_corrupt_records: stats.replay.corrupt_records,
             wal_torn_bytes: stats.replay.torn_bytes,
+            rollups: self.tier_info(),
             problems: stats.problems.lock().clone(),
         }
     }

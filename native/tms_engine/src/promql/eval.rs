@@ -14,6 +14,7 @@ use super::value::{assemble, without_name, RangeSeries, Raw, Samples, Series, St
 use super::{aggregate, binary, functions, Error, Options};
 use crate::error::EngineError;
 use crate::parallel;
+use crate::types::is_stale;
 
 /// Series times steps from which per-series work runs on every core (a
 /// thread costs tens of microseconds to start).
@@ -29,14 +30,6 @@ pub fn per_series(
     let min_parallel = (PARALLEL_STEPS / steps.max(1)).max(16);
     let out = parallel::map(input, parallel::cores(), min_parallel, one)?;
     Ok(out.into_iter().flatten().collect())
-}
-
-/// The bits of Prometheus' staleness marker, a NaN that ends a series.
-pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
-
-/// True for a staleness marker (compared by bits: other NaNs are values).
-pub fn is_stale(v: f64) -> bool {
-    v.to_bits() == STALE_NAN
 }
 
 /// The reference time of a selector evaluated at step time `t`.

@@ -18,7 +18,6 @@ pub mod value;
 use std::time::Duration;
 
 use crate::error::EngineError;
-pub use eval::{is_stale, STALE_NAN};
 pub use source::Source;
 pub use value::{Labels, RangeSeries, Series, Steps};
 

@@ -121,6 +121,17 @@ impl ChunkIndex {
         out
     }
 
+    /// Sequence numbers of the segments of `partition`, ascending.
+    pub fn partition_seqs(&self, partition: i64) -> Vec<u64> {
+        let inner = self.inner.read();
+        inner
+            .segments
+            .values()
+            .filter(|s| s.partition == partition)
+            .map(|s| s.seq)
+            .collect()
+    }
+
     /// Highest segment sequence number indexed, 0 if none.
     pub fn max_seq(&self) -> u64 {
         self.inner
