@@ -46,7 +46,20 @@ defmodule Tms.RollupsTest do
       end
     end
 
+    promql = fn ->
+      for q <- [
+            "rate(requests_total[1h])",
+            "max_over_time(temperature[5m])",
+            "sum(increase(requests_total[6h]))"
+          ] do
+        {:ok, %{result: result}} = Tms.promql_range(store, q, start + @day, start + 3 * @day, @hour)
+        {q, result}
+      end
+    end
+
     with_tiers = answers.()
+    promql_before = promql.()
+    assert Enum.all?(promql_before, fn {_, result} -> result != [] end)
     {:ok, raw_store_answers} = raw_answers(ctx, from, to)
     assert with_tiers == raw_store_answers
 
@@ -54,6 +67,13 @@ defmodule Tms.RollupsTest do
     {:ok, _} = Tms.delete_before(store, start + 3 * @day, force: true)
     assert {:ok, []} = Tms.query_range(store, "temperature", %{}, from, to)
     assert answers.() == with_tiers
+    assert promql.() == promql_before
+
+    # PromQL a tier cannot answer is refused there, with the reason.
+    assert {:error, %Tms.Error{kind: :execution, message: message}} =
+             Tms.promql_range(store, "irate(requests_total[5m])", start + @day, start + 2 * @day, @hour)
+
+    assert message =~ "rollup"
 
     # What no tier holds exactly is refused, not answered in part.
     assert {:error, %Tms.Error{kind: :invalid_argument, message: message}} =

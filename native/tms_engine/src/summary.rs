@@ -36,7 +36,8 @@ impl Summary {
         Summary {
             count: 1,
             sum: point.1,
-            m2: 0.0,
+            // NaN for a NaN or an infinity, as Welford's update gives.
+            m2: if point.1.is_finite() { 0.0 } else { f64::NAN },
             min: point.1,
             max: point.1,
             first: point,

@@ -15,8 +15,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::chunks::is_damage;
-use super::Engine;
+use super::{Engine, LabelSet};
 use crate::error::{EngineError, Result};
+use crate::index::Matcher;
+use crate::parallel;
 use crate::query::merge;
 use crate::rollup::{self, interval_start, TierFile, TierRows};
 use crate::storage::{ChunkRef, Segment};
@@ -311,6 +313,22 @@ impl Engine {
         Ok(runs)
     }
 
+    /// The raw retention cutoff, when `[from, to]` reaches before it and a
+    /// tier holds data there: times where only tiers can answer.
+    pub fn tiers_alone_before(&self, from: i64, to: i64) -> Option<i64> {
+        let cutoff = self.cutoff();
+        let width = self.config.partition_duration;
+        let before = to.min(cutoff.saturating_sub(1));
+        let held = from <= before
+            && (0..self.tiers.tiers().len()).any(|t| {
+                !self
+                    .tiers
+                    .range(t, from.div_euclid(width), before.div_euclid(width))
+                    .is_empty()
+            });
+        held.then_some(cutoff)
+    }
+
     /// Why a bucketed query over `[from, to]` cannot be answered exactly,
     /// if it cannot: it reaches before the raw retention cutoff, where only
     /// tiers hold data, and no tier serves its step, or it ends inside an
@@ -322,33 +340,18 @@ impl Engine {
         step: i64,
         plan: Option<&TierPlan>,
     ) -> Option<String> {
-        let cutoff = self.cutoff();
-        let width = self.config.partition_duration;
-        let before = to.min(cutoff.saturating_sub(1));
-        if from > before {
-            return None;
-        }
-        let held = (0..self.tiers.tiers().len()).any(|t| {
-            !self
-                .tiers
-                .range(t, from.div_euclid(width), before.div_euclid(width))
-                .is_empty()
-        });
-        let resolutions = || {
-            let r: Vec<String> = self
-                .tiers
-                .tiers()
-                .iter()
-                .map(|t| t.resolution.to_string())
-                .collect();
-            r.join(", ")
-        };
+        let cutoff = self.tiers_alone_before(from, to)?;
+        let resolutions: Vec<String> = self
+            .tiers
+            .tiers()
+            .iter()
+            .map(|t| t.resolution.to_string())
+            .collect();
         match plan {
-            _ if !held => None,
             None => Some(format!(
                 "before the raw retention cutoff {cutoff} only rollup tiers hold data, and step \
                  {step} is not a multiple of any of their resolutions ({})",
-                resolutions()
+                resolutions.join(", ")
             )),
             Some(plan) if to < cutoff && (to + 1) % plan.resolution != 0 => Some(format!(
                 "before the raw retention cutoff {cutoff} only rollup tiers hold data, and the \
@@ -358,6 +361,42 @@ impl Engine {
             )),
             Some(_) => None,
         }
+    }
+
+    /// The resolutions of the store's rollup tiers, finest first, in
+    /// timestamp units.
+    pub fn tier_resolutions(&self) -> Vec<i64> {
+        self.tiers.tiers().iter().map(|t| t.resolution).collect()
+    }
+
+    /// The series of `metric` matching `matchers`, sorted by labels, each
+    /// with its runs over `[from, to]`: rows of tier `tier` (an index into
+    /// [`Engine::tier_resolutions`]) where they answer, raw samples
+    /// elsewhere. Series without any are left out.
+    pub fn tier_runs(
+        &self,
+        metric: &str,
+        matchers: &[Matcher],
+        from: i64,
+        to: i64,
+        tier: usize,
+    ) -> Result<Vec<(LabelSet, Vec<Summary>)>> {
+        if tier >= self.tiers.tiers().len() || from > to {
+            return Err(EngineError::invalid(format!(
+                "no rollup tier {tier}, or from ({from}) after to ({to})"
+            )));
+        }
+        let series = self.select(metric, matchers)?;
+        let plan = self.tier_plan(from, to, tier);
+        let runs = parallel::map(&series, parallel::cores(), 16, |(id, _)| {
+            self.series_runs(*id, from, to, &plan, super::OnDamage::Skip)
+        })?;
+        Ok(series
+            .into_iter()
+            .zip(runs)
+            .filter(|(_, runs)| !runs.is_empty())
+            .map(|((_, key), runs)| (key.labels.to_vec(), runs))
+            .collect())
     }
 
     /// Totals of each tier, for `Tms.info`.

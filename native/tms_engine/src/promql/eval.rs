@@ -20,12 +20,12 @@ use crate::types::is_stale;
 /// thread costs tens of microseconds to start).
 const PARALLEL_STEPS: usize = 20_000;
 
-/// `one` over every raw series, on every core when there is enough work
+/// `one` over every input series, on every core when there is enough work
 /// (`steps` values each); the series it answers, in order.
-pub fn per_series(
-    input: &[Raw],
+pub fn per_series<T: Sync>(
+    input: &[T],
     steps: usize,
-    one: impl Fn(&Raw) -> Result<Option<Series>, EngineError> + Sync,
+    one: impl Fn(&T) -> Result<Option<Series>, EngineError> + Sync,
 ) -> Result<Vec<Series>, Error> {
     let min_parallel = (PARALLEL_STEPS / steps.max(1)).max(16);
     let out = parallel::map(input, parallel::cores(), min_parallel, one)?;
@@ -97,6 +97,11 @@ impl<'a> Evaluator<'a> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// How many more samples the query may hold.
+    pub fn budget(&self) -> usize {
+        self.options.max_samples.saturating_sub(self.loaded)
     }
 
     /// Counts `n` samples held in memory; past `max_samples` the query fails.
@@ -305,8 +310,11 @@ impl<'a> Evaluator<'a> {
     fn fetch(&mut self, sel: &Selector, steps: Steps, window: i64) -> Result<Vec<Raw>, Error> {
         let maxt = ref_time(sel.at, sel.offset, steps.end);
         let mint = ref_time(sel.at, sel.offset, steps.start).saturating_sub(window);
-        let budget = self.options.max_samples.saturating_sub(self.loaded);
-        let series = self.source.select(&sel.matchers, mint, maxt, budget)?;
+        let budget = self.budget();
+        let first_ref = ref_time(sel.at, sel.offset, steps.start);
+        let series = self
+            .source
+            .select(&sel.matchers, (mint, maxt), first_ref, budget)?;
         self.charge(series.iter().map(|s| s.points.len()).sum())?;
         Ok(series)
     }

@@ -13,6 +13,7 @@ mod functions;
 pub mod json;
 mod range;
 pub mod source;
+mod tiered;
 pub mod value;
 
 use std::time::Duration;

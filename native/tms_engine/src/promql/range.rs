@@ -6,7 +6,7 @@ use super::ast::Expr;
 use super::eval::{per_series, Evaluator};
 use super::functions::absent_labels;
 use super::value::{without_name, Raw, Series, Steps, Value};
-use super::Error;
+use super::{tiered, Error};
 use crate::error::EngineError;
 
 /// One window: its points, its bounds and the step's evaluation time.
@@ -129,8 +129,28 @@ pub fn call(
         }
     }
     let f = lookup(func)?;
-    let (input, windowing) = ev.range_input(&args[at], steps)?;
     let keep_name = func == "last_over_time";
+    let out = match tiered::call(ev, func, &args[at], steps, keep_name)? {
+        Some(out) => out,
+        None => raw(ev, f, func, &args[at], steps, &params, keep_name)?,
+    };
+    ev.check_time()?;
+    ev.charge(out.len() * n)?;
+    finish(func, args, at, n, out)
+}
+
+/// The range function `f` from the raw points of each series.
+fn raw(
+    ev: &mut Evaluator<'_>,
+    f: RangeFn,
+    func: &str,
+    arg: &Expr,
+    steps: Steps,
+    params: &[Vec<f64>],
+    keep_name: bool,
+) -> Result<Vec<Series>, Error> {
+    let n = steps.len();
+    let (input, windowing) = ev.range_input(arg, steps)?;
     ev.check_time()?;
     // One series' values at every step; None when it has none.
     let one = |series: &Raw| -> Result<Option<Series>, EngineError> {
@@ -163,9 +183,18 @@ pub fn call(
             values,
         }))
     };
-    let out = per_series(&input, n, one)?;
-    ev.check_time()?;
-    ev.charge(out.len() * n)?;
+    per_series(&input, n, one)
+}
+
+/// Finishes a range function's series: `absent_over_time`'s one series, or
+/// the series after Prometheus' check that no two share labels.
+fn finish(
+    func: &str,
+    args: &[Expr],
+    at: usize,
+    n: usize,
+    out: Vec<Series>,
+) -> Result<Value, Error> {
     if func == "absent_over_time" {
         let values = (0..n)
             .map(|i| out.iter().all(|s| s.values[i].is_none()).then_some(1.0))
@@ -248,10 +277,7 @@ fn lookup(func: &str) -> Result<RangeFn, Error> {
     })
 }
 
-/// `rate`, `increase` and `delta`: the change over the window, corrected
-/// for counter resets, extrapolated towards the window's edges (not past
-/// where a counter would reach zero, nor more than half an average
-/// interval past the samples when they stop short of an edge).
+/// `rate`, `increase` and `delta` of a window of raw points.
 fn extrapolated_rate(w: &Window<'_>, counter: bool, per_second: bool) -> Option<f64> {
     let points = w.points;
     if points.len() < 2 {
@@ -266,10 +292,40 @@ fn extrapolated_rate(w: &Window<'_>, counter: bool, per_second: bool) -> Option<
             }
         }
     }
-    let mut to_start = (first.0 - w.start) as f64 / 1000.0;
-    let to_end = (w.end - last.0) as f64 / 1000.0;
+    let change = Change {
+        first,
+        last,
+        count: points.len(),
+        result,
+    };
+    extrapolate(&change, (w.start, w.end, w.range), counter, per_second)
+}
+
+/// What `rate`, `increase` and `delta` need of a window's samples: the
+/// first and last, how many, and the change between them (with counter
+/// resets added back for `rate` and `increase`).
+pub struct Change {
+    pub first: (i64, f64),
+    pub last: (i64, f64),
+    pub count: usize,
+    pub result: f64,
+}
+
+/// The change over a window `(start, end, range)` of at least two samples,
+/// extrapolated towards the window's edges (not past where a counter would
+/// reach zero, nor more than half an average interval past the samples
+/// when they stop short of an edge), as Prometheus 2.42 does.
+pub fn extrapolate(
+    c: &Change,
+    (start, end, range): (i64, i64, i64),
+    counter: bool,
+    per_second: bool,
+) -> Option<f64> {
+    let (first, last, result) = (c.first, c.last, c.result);
+    let mut to_start = (first.0 - start) as f64 / 1000.0;
+    let to_end = (end - last.0) as f64 / 1000.0;
     let sampled = (last.0 - first.0) as f64 / 1000.0;
-    let average = sampled / (points.len() - 1) as f64;
+    let average = sampled / (c.count - 1) as f64;
     if counter && result > 0.0 && first.1 >= 0.0 {
         let to_zero = sampled * (first.1 / result);
         if to_zero < to_start {
@@ -290,7 +346,7 @@ fn extrapolated_rate(w: &Window<'_>, counter: bool, per_second: bool) -> Option<
     };
     let mut factor = interval / sampled;
     if per_second {
-        factor /= w.range as f64 / 1000.0;
+        factor /= range as f64 / 1000.0;
     }
     Some(result * factor)
 }
