@@ -118,7 +118,9 @@ builds =
     us
   end
 
-IO.puts("building the tiers of one closed day of 1,000 series: #{Enum.map_join(builds, ", ", &"#{div(&1, 1000)} ms")}")
+IO.puts(
+  "building the tiers of one closed day of 1,000 series: #{Enum.map_join(builds, ", ", &"#{div(&1, 1000)} ms")}"
+)
 
 # Queries.
 from = first_day
@@ -162,7 +164,10 @@ results =
     {label, hot, cold}
   end
 
-IO.puts("\n| query (#{days} days, 1 h step) | tiers hot | tiers uncached | raw hot | raw uncached | raw / tiers (hot, uncached) |")
+IO.puts(
+  "\n| query (#{days} days, 1 h step) | tiers hot | tiers uncached | raw hot | raw uncached | raw / tiers (hot, uncached) |"
+)
+
 IO.puts("|---|---|---|---|---|---|")
 [{_, th, tc}, {_, rh, rc}] = results
 ms = fn us -> :erlang.float_to_binary(us / 1000, decimals: 2) end
