@@ -83,6 +83,12 @@ defmodule Tms do
   retention cutoff), tiers answer alone; a query there that no tier can
   answer exactly (a step no resolution divides, an end inside an interval)
   gets an `:invalid_argument` error rather than a partial answer.
+  PromQL's `rate`, `increase`, `delta` and `avg`, `sum`, `count`, `min`,
+  `max`, `last`, `present`, `absent`, `stddev` and `stdvar` `_over_time`
+  read a tier the same way when its resolution divides the range, the step
+  and the evaluation times; where raw points are gone, a function or window
+  a tier cannot answer (`irate`, `quantile_over_time`, a window ending
+  inside an interval) is an `:execution` error.
   `info/1` reports each tier's files, series, intervals and bytes under
   `:rollups`.
 

@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the engine's hot paths: a raw batch decoded,
 //! logged and buffered; a resolve that hits; a day's chunk encoded and
-//! decoded. `cargo bench --no-default-features` in native/tms_engine.
+//! decoded; a 30-day query from rollup tiers. `cargo bench
+//! --no-default-features` in native/tms_engine.
 
 // A benchmark that cannot set up should stop loudly.
 #![allow(clippy::expect_used)]
@@ -8,8 +9,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tms_engine::engine::{Config, Engine, FlushScope};
+use tms_engine::engine::{Config, Engine, FlushScope, OnDamage, QuerySpec};
 use tms_engine::ingest::{Format, ImportOptions};
+use tms_engine::query::Agg;
+use tms_engine::rollup::Tier;
 use tms_engine::storage::chunk;
 
 fn raw_batch(ids: &[u64], t0: i64) -> Vec<u8> {
@@ -216,5 +219,89 @@ fn chunk_paths(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine_paths, import_paths, chunk_paths);
+/// 50 series over 30 closed days (a point a minute) with tiers of 5 min and
+/// 1 h, compacted; then the 30 days at a 1 h step, `avg` of all 50 in one
+/// line, read from the 1 h tier (720 rows a series), with its rows cached
+/// (hot) and not.
+fn rollup_paths(c: &mut Criterion) {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tiers = [300_000, 3_600_000].map(|resolution| Tier {
+        resolution,
+        retention: None,
+    });
+    let config = Config {
+        max_buffered_points: u64::MAX,
+        rollups: tiers.to_vec(),
+        ..Config::scratch()
+    };
+    let engine = Engine::open(dir.path(), config.clone()).expect("open");
+    let hosts: Vec<String> = (0..50).map(|h| format!("host_{h}")).collect();
+    let ids: Vec<u64> = hosts
+        .iter()
+        .map(|h| {
+            engine
+                .resolve("cpu", &mut [("hostname", h.as_str())])
+                .expect("resolve")
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let from = (now / DAY - 31) * DAY;
+    for day in 0..30 {
+        let mut raw = Vec::with_capacity(1440 * ids.len() * 24);
+        for minute in 0..1440 {
+            let ts = from + day * DAY + minute * 60_000;
+            for (n, &id) in ids.iter().enumerate() {
+                raw.extend_from_slice(&id.to_le_bytes());
+                raw.extend_from_slice(&ts.to_le_bytes());
+                let v = ((minute * 7 + n as i64) % 100) as f64 / 4.0;
+                raw.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+        engine.write_raw(&raw).expect("write");
+        engine.flush(FlushScope::All).expect("flush");
+    }
+    engine.compact(std::time::Duration::ZERO).expect("compact");
+    let spec = QuerySpec {
+        step: Some(3_600_000),
+        agg: Some(Agg::Avg),
+        group_by: Some(Vec::new()),
+        on_damage: OnDamage::Skip,
+    };
+    let to = from + 30 * DAY - 1;
+    c.bench_function("30 days, 1 h step, avg of 50 series, 1 h tier, hot", |b| {
+        b.iter(|| {
+            engine
+                .query("cpu", &[], from, to, black_box(&spec))
+                .expect("query")
+        })
+    });
+    drop(engine);
+    // Uncached: a store just opened (the OS page cache stays warm).
+    let reopen = || Engine::open(dir.path(), config.clone()).expect("reopen");
+    c.bench_function(
+        "30 days, 1 h step, avg of 50 series, 1 h tier, uncached",
+        |b| {
+            b.iter_batched(
+                reopen,
+                |engine| {
+                    let answer = engine.query("cpu", &[], from, to, black_box(&spec));
+                    (answer.expect("query"), engine)
+                },
+                criterion::BatchSize::PerIteration,
+            )
+        },
+    );
+}
+
+criterion_group!(
+    benches,
+    engine_paths,
+    import_paths,
+    chunk_paths,
+    rollup_paths
+);
 criterion_main!(benches);

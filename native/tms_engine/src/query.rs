@@ -202,7 +202,8 @@ pub type Buckets = Vec<(i64, Acc)>;
 /// point before it within the query (the first point of the range has no
 /// such point, and is the baseline of its bucket).
 pub fn bucketize(runs: impl IntoIterator<Item = Summary>, from: i64, step: i64) -> Buckets {
-    let mut buckets: Buckets = Vec::new();
+    let runs = runs.into_iter();
+    let mut buckets: Buckets = Vec::with_capacity(runs.size_hint().0);
     let mut baseline: Option<f64> = None;
     let mut open: Option<(i64, Summary, Option<f64>)> = None;
     let close = |buckets: &mut Buckets, (start, summary, base): (i64, Summary, Option<f64>)| {
@@ -235,7 +236,16 @@ pub fn bucketize(runs: impl IntoIterator<Item = Summary>, from: i64, step: i64) 
 }
 
 /// Merges the buckets of a later series into `into`.
-pub fn combine(into: Buckets, other: &Buckets) -> Buckets {
+pub fn combine(mut into: Buckets, other: &Buckets) -> Buckets {
+    // Series scraped together have the same buckets: fold them in place
+    // (a 30-day query at a 1 h step of 50 series spent half its time
+    // copying bucket lists otherwise).
+    if into.len() == other.len() && into.iter().zip(other).all(|(a, b)| a.0 == b.0) {
+        for ((_, acc), (_, other)) in into.iter_mut().zip(other) {
+            acc.combine(other);
+        }
+        return into;
+    }
     let mut out = Vec::with_capacity(into.len().max(other.len()));
     let (mut a, mut b) = (into.into_iter().peekable(), other.iter().peekable());
     loop {

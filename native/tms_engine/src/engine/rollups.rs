@@ -275,7 +275,14 @@ impl Engine {
         plan: &TierPlan,
         on_damage: super::OnDamage,
     ) -> Result<Vec<Summary>> {
-        let mut runs = Vec::new();
+        // A row per interval the plan covers, as a series scraped
+        // throughout has (raw points, where they come in, grow it).
+        let intervals: i64 = plan
+            .files
+            .iter()
+            .map(|(_, start, until)| (until - start) / plan.resolution)
+            .sum();
+        let mut runs = Vec::with_capacity(intervals.clamp(0, 1 << 20) as usize);
         let mut cursor = from;
         let raw = |runs: &mut Vec<Summary>, from: i64, to: i64| -> Result<()> {
             if from <= to {
