@@ -8,7 +8,7 @@ use super::ast::{AggOp, Expr, Kind};
 use super::eval::Evaluator;
 use super::functions::valid_label_name;
 use super::json::write_float;
-use super::range::quantile;
+use super::numeric::quantile;
 use super::value::{filter, set, signature, Assembler, Labels, Series, Steps, Value, NAME};
 use super::Error;
 

@@ -11,6 +11,7 @@ mod binary;
 mod eval;
 mod functions;
 pub mod json;
+mod numeric;
 mod range;
 pub mod source;
 mod tiered;
