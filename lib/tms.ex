@@ -92,6 +92,15 @@ defmodule Tms do
   `info/1` reports each tier's files, series, intervals and bytes under
   `:rollups`.
 
+  A damaged tier block is reported once, answered from raw points where
+  they remain (or fails the query with `on_damage: :error`) and rebuilt by
+  the next compaction.
+
+  Limits: a query at a step only a fine tier divides sees nothing past that
+  tier's retention, even where a coarser tier holds the time; an interval
+  that straddles the raw retention cutoff after a late write answers from
+  the tier file built before the write.
+
   ## Options
 
   #{Tms.Options.docs(:store)}

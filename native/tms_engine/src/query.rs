@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::summary::Summary;
-use crate::types::{sort_dedup, Point};
+use crate::types::{interval_start, sort_dedup, Point};
 
 /// Merges runs of points, each sorted and deduplicated and ordered oldest
 /// write first, into one sorted run where, for equal timestamps, the point
@@ -212,7 +212,7 @@ pub fn bucketize(runs: impl IntoIterator<Item = Summary>, from: i64, step: i64) 
         Some(summary.last.1)
     };
     for run in runs {
-        let start = run.first.0.div_euclid(step) * step;
+        let start = interval_start(run.first.0, step);
         if start < from {
             if run.last.0 >= from {
                 baseline = Some(run.last.1);

@@ -60,6 +60,12 @@ pub fn sort_dedup(points: &mut Vec<Point>, out_of_order: bool) {
     points.truncate(kept);
 }
 
+/// The start of the interval (a query bucket, a tier interval) of `resolution` holding `ts` (`i64::MIN` for
+/// the interval holding it, which starts before any timestamp).
+pub fn interval_start(ts: i64, resolution: i64) -> i64 {
+    ts.div_euclid(resolution).saturating_mul(resolution)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::tiers::{answer, plain, settle, tiered, Answer};
 use common::{config, raw, series, Rng};
 use tms_engine::engine::{Config, Engine, FlushScope, QuerySpec};
 use tms_engine::promql::{self, Options, QueryValue};
@@ -27,30 +28,6 @@ const AGGS: [Agg; 9] = [
     Agg::Rate,
     Agg::Increase,
 ];
-
-/// Partitions of 1.2 s: a multiple of both resolutions.
-fn plain() -> Config {
-    Config {
-        partition_duration: 1_200,
-        ..config()
-    }
-}
-
-fn tiered() -> Config {
-    Config {
-        rollups: vec![
-            Tier {
-                resolution: 10,
-                retention: None,
-            },
-            Tier {
-                resolution: 60,
-                retention: None,
-            },
-        ],
-        ..plain()
-    }
-}
 
 /// Counters with resets, gauges, the odd NaN. Integers, so that sums are
 /// exact in every order and answers can be compared bit for bit, unless
@@ -75,45 +52,8 @@ fn write_random(engines: &[&Engine], rng: &mut Rng, n: usize, from: i64, to: i64
     }
 }
 
-fn settle(engine: &Engine) {
-    engine.flush(FlushScope::All).unwrap();
-    engine.compact(Duration::ZERO).unwrap();
-}
-
 thread_local! {
     static FLOATS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-type Answer = Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>;
-
-fn answer(
-    engine: &Engine,
-    from: i64,
-    to: i64,
-    step: i64,
-    agg: Agg,
-    grouped: bool,
-) -> Result<Answer, String> {
-    let spec = QuerySpec {
-        step: Some(step),
-        agg: Some(agg),
-        group_by: grouped.then(Vec::new),
-        ..QuerySpec::default()
-    };
-    let results = engine
-        .query("m", &[], from, to, &spec)
-        .map_err(|e| e.to_string())?;
-    Ok(results
-        .into_iter()
-        .map(|r| {
-            let labels = r
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (labels, r.points.iter().collect())
-        })
-        .collect())
 }
 
 /// Random bucketed queries: the tiered store answers as the raw one, or,

@@ -99,7 +99,7 @@ impl Engine {
             .max_capacity(columns_bytes)
             .weigher(|_, ts: &Arc<[i64]>| weight(ts.len(), size_of::<i64>()))
             .build();
-        Ok(Engine {
+        let engine = Engine {
             layout,
             next_seq: AtomicU64::new(
                 index
@@ -108,8 +108,7 @@ impl Engine {
                     .max(loaded_tiers.max_seq)
                     + 1,
             ),
-            // Until the first compaction: nothing hidden (it expires the
-            // files and sets these).
+            // Set from the clock below, and by every compaction.
             tier_cutoffs: config
                 .rollups
                 .iter()
@@ -135,7 +134,9 @@ impl Engine {
             stats,
             syncer: Mutex::new(syncer),
             lock: Mutex::new(Some(lock)),
-        })
+        };
+        engine.hide_expired_rows(engine.now_in_units());
+        Ok(engine)
     }
 
     /// Flushes everything, syncs the WAL and releases the directory. Later

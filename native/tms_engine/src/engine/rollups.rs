@@ -10,11 +10,12 @@
 //! the retention cutoff) a tier's rows are the only answer and are used
 //! whether or not a late write came after them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::chunks::is_damage;
+use super::chunks::{is_damage, OnDamage};
+use super::stats::Stats;
 use super::{Engine, LabelSet};
 use crate::error::{EngineError, Result};
 use crate::index::Matcher;
@@ -85,7 +86,7 @@ impl Engine {
                 .filter(|&t| {
                     self.tiers
                         .get(t, partition)
-                        .is_none_or(|f| f.sources != seqs)
+                        .is_none_or(|f| f.sources != seqs || f.is_damaged())
                 })
                 .collect();
             if !stale.is_empty() {
@@ -122,9 +123,15 @@ impl Engine {
             .iter()
             .map(|&t| self.tiers.get(t, partition))
             .collect();
+        // Series whose raw points are all gone keep their old rows too.
+        let mut series_ids: BTreeSet<SeriesId> = chunks_of.keys().copied().collect();
+        for old in olds.iter().flatten() {
+            series_ids.extend(old.series());
+        }
         let mut rows: Vec<Vec<(SeriesId, TierRows)>> = vec![Vec::new(); stale.len()];
         let mut columns = HashMap::new();
-        for (series, chunks) in chunks_of {
+        for series in series_ids {
+            let chunks = chunks_of.remove(&series).unwrap_or_default();
             let mut decoded = Vec::with_capacity(chunks.len());
             for chunk in &chunks {
                 match chunk.segment.read_chunk(chunk.index, &mut columns) {
@@ -147,13 +154,15 @@ impl Engine {
                     // points: the old file's rows know more about them.
                     let kept_until = align_up(cutoff, resolution);
                     if kept_until > partition.saturating_mul(self.config.partition_duration) {
-                        let old_rows = self.tiers.rows(old, series)?;
-                        let before = old_rows
-                            .iter()
-                            .take_while(|r| r.first.0 < kept_until)
-                            .copied();
-                        series_rows.retain(|r| r.first.0 >= kept_until);
-                        series_rows = before.chain(series_rows).collect();
+                        // A damaged old block leaves what raw data knows.
+                        if let Some(old_rows) = self.readable_rows(old, series, OnDamage::Skip)? {
+                            let before = old_rows
+                                .iter()
+                                .take_while(|r| r.first.0 < kept_until)
+                                .copied();
+                            series_rows.retain(|r| r.first.0 >= kept_until);
+                            series_rows = before.chain(series_rows).collect();
+                        }
                     }
                 }
                 if !series_rows.is_empty() {
@@ -179,14 +188,14 @@ impl Engine {
     /// Removes every tier file wholly before its tier's retention, and sets
     /// the time before which queries ignore the tier's rows.
     fn expire_tiers(&self, now: i64) -> u64 {
+        self.hide_expired_rows(now);
         let width = self.config.partition_duration;
         let mut expired = 0;
         for (t, tier) in self.tiers.tiers().iter().enumerate() {
-            let Some(retention) = tier.retention else {
+            if tier.retention.is_none() {
                 continue;
-            };
-            let cutoff = now.saturating_sub(retention);
-            self.tier_cutoffs[t].fetch_max(cutoff, Ordering::AcqRel);
+            }
+            let cutoff = self.tier_cutoffs[t].load(Ordering::Acquire);
             for file in self.tiers.files(t) {
                 let end = file.partition.saturating_add(1).saturating_mul(width);
                 if end <= cutoff {
@@ -200,6 +209,18 @@ impl Engine {
         expired
     }
 
+    /// Sets, for each tier with a retention, the time before which queries
+    /// ignore its rows: `now` minus the retention (never moving back). Run
+    /// at open too, so that a restart does not show rows the retention had
+    /// hidden before its files go.
+    pub(super) fn hide_expired_rows(&self, now: i64) {
+        for (t, tier) in self.tiers.tiers().iter().enumerate() {
+            if let Some(retention) = tier.retention {
+                self.tier_cutoffs[t].fetch_max(now.saturating_sub(retention), Ordering::AcqRel);
+            }
+        }
+    }
+
     /// Deletes a tier file taken out of the index; a failure is reported
     /// (the file is no longer read, and a later open removes it).
     fn remove_tier_file(&self, file: &TierFile) {
@@ -208,6 +229,40 @@ impl Engine {
                 "tier file {} could not be removed: {err}",
                 file.path.display()
             ));
+        }
+    }
+
+    /// The rows of `series` in `file`. A block that fails its checks marks
+    /// the file damaged (reported once; the next compaction rebuilds it
+    /// from raw data where that exists) and is `None`, or the error with
+    /// [`OnDamage::Fail`]. A file replaced or expired since the caller
+    /// found it is an error that asks for a retry.
+    fn readable_rows(
+        &self,
+        file: &TierFile,
+        series: SeriesId,
+        on_damage: OnDamage,
+    ) -> Result<Option<Arc<TierRows>>> {
+        match self.tiers.rows(file, series) {
+            Ok(rows) => Ok(Some(rows)),
+            Err(_) if file.is_removed() => Err(EngineError::invalid(
+                "a rollup tier changed under the query; try again",
+            )),
+            Err(err) if is_damage(&err) => {
+                Stats::bump(&self.stats.corrupt_chunk_reads);
+                if file.mark_damaged() {
+                    self.stats.note_problem(format!(
+                        "tier file {} is damaged ({err}): raw points answer for it until \
+                         compaction rebuilds it",
+                        file.path.display()
+                    ));
+                }
+                match on_damage {
+                    OnDamage::Skip => Ok(None),
+                    OnDamage::Fail => Err(err),
+                }
+            }
+            Err(err) => Err(err),
         }
     }
 
@@ -249,11 +304,13 @@ impl Engine {
                 seqs.is_empty() || (seqs == file.sources && !buffered.contains(&partition));
             // Rows answer for whole intervals before this time (an
             // interval that holds the query's end does not: it may hold
-            // points after it).
+            // points after it). A stale file still answers every interval
+            // starting before the raw cutoff: raw data lost part of the
+            // one that straddles it.
             let mut until = if current {
                 end
             } else {
-                end.min(interval_start(cutoff, resolution))
+                end.min(align_up(cutoff, resolution))
             };
             until = until.min(interval_start(to.saturating_add(1), resolution));
             let start = start.max(expired_before);
@@ -295,16 +352,12 @@ impl Engine {
             if *until <= cursor {
                 continue;
             }
-            raw(&mut runs, cursor, start - 1)?;
-            let rows = match self.tiers.rows(file, id) {
-                Ok(rows) => rows,
-                // Replaced or expired since the plan: a retry plans again.
-                Err(_) if file.is_removed() => {
-                    return Err(EngineError::invalid(
-                        "a rollup tier changed under the query; try again",
-                    ))
-                }
-                Err(err) => return Err(err),
+            raw(&mut runs, cursor, start.saturating_sub(1))?;
+            let Some(rows) = self.readable_rows(file, id, on_damage)? else {
+                // A damaged block: raw points answer where they still exist.
+                raw(&mut runs, (*start).max(cursor), until - 1)?;
+                cursor = (*start).max(cursor).max(*until);
+                continue;
             };
             runs.extend(
                 rows.iter()
@@ -325,7 +378,8 @@ impl Engine {
     pub fn tiers_alone_before(&self, from: i64, to: i64) -> Option<i64> {
         let cutoff = self.cutoff();
         let width = self.config.partition_duration;
-        let before = to.min(cutoff.saturating_sub(1));
+        // Nothing lies before a cutoff of i64::MIN (nothing deleted).
+        let before = to.min(cutoff.checked_sub(1)?);
         let held = from <= before
             && (0..self.tiers.tiers().len()).any(|t| {
                 !self

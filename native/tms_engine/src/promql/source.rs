@@ -174,6 +174,12 @@ impl Source for Engine {
         budget: usize,
     ) -> Result<Option<(i64, Vec<RunSeries>)>, Error> {
         let ups = self.units_per_second();
+        // A store finer than milliseconds shows PromQL its samples at their
+        // truncated millisecond, which a row's interval in the store's own
+        // units does not follow at the edges: raw samples answer there.
+        if ups > 1000 {
+            return Ok(None);
+        }
         // The coarsest tier whose resolution, in whole milliseconds,
         // divides the range, the step and the first window's end.
         let serving = self

@@ -69,6 +69,7 @@ pub struct TierFile {
     blocks: Vec<Block>,
     pub file_bytes: u64,
     removed: AtomicBool,
+    damaged: AtomicBool,
 }
 
 /// One series' summaries in a tier file, in time order.
@@ -88,6 +89,23 @@ impl TierFile {
     /// Whether `series` has summaries here.
     pub fn holds(&self, series: SeriesId) -> bool {
         self.block(series).is_some()
+    }
+
+    /// The series with summaries here, ascending.
+    pub fn series(&self) -> impl Iterator<Item = SeriesId> + '_ {
+        self.blocks.iter().map(|b| b.series)
+    }
+
+    /// Marks the file as holding a block that failed its checks; true the
+    /// first time (the caller reports it once). Compaction rebuilds a
+    /// damaged file from raw data where that still exists.
+    pub fn mark_damaged(&self) -> bool {
+        !self.damaged.swap(true, Ordering::AcqRel)
+    }
+
+    /// True once a block of the file failed its checks.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged.load(Ordering::Acquire)
     }
 
     fn block(&self, series: SeriesId) -> Option<&Block> {
@@ -191,6 +209,7 @@ pub fn write(
         blocks,
         file_bytes: out.len() as u64,
         removed: AtomicBool::new(false),
+        damaged: AtomicBool::new(false),
     })
 }
 
@@ -257,6 +276,16 @@ pub fn open(path: &Path, seq: u64) -> Result<TierFile> {
     if !blocks.windows(2).all(|w| w[0].series < w[1].series) {
         return Err(EngineError::corrupt(path, "table not sorted by series"));
     }
+    // A file cut short is found here, not by the first query that reads it.
+    if blocks
+        .iter()
+        .any(|b| b.offset.saturating_add(u64::from(b.len)) > file_bytes)
+    {
+        return Err(EngineError::corrupt(
+            path,
+            "a block lies past the end of the file",
+        ));
+    }
     Ok(TierFile {
         path: path.to_path_buf(),
         seq,
@@ -266,6 +295,7 @@ pub fn open(path: &Path, seq: u64) -> Result<TierFile> {
         blocks,
         file_bytes,
         removed: AtomicBool::new(false),
+        damaged: AtomicBool::new(false),
     })
 }
 

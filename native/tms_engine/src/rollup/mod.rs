@@ -20,6 +20,7 @@ pub use index::{LoadedTiers, TierIndex};
 
 use crate::error::{EngineError, Result};
 use crate::summary::Summary;
+pub use crate::types::interval_start;
 use crate::types::Point;
 
 /// One tier's settings, in the store's timestamp unit.
@@ -69,12 +70,6 @@ pub fn validate(tiers: &[Tier], partition_duration: i64) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The start of the interval of `resolution` holding `ts` (`i64::MIN` for
-/// the interval holding it, which starts before any timestamp).
-pub fn interval_start(ts: i64, resolution: i64) -> i64 {
-    ts.div_euclid(resolution).saturating_mul(resolution)
 }
 
 /// Summaries of sorted points, one per interval holding a sample (see

@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+pub mod tiers;
+
 use std::path::Path;
 
 use tms_engine::engine::{Config, Engine};
