@@ -252,3 +252,31 @@ fn timestamps_at_the_bottom_of_the_range_neither_panic_nor_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_damaged_newest_tier_file_leaves_the_older_one_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<_> = (0..2400).step_by(5).map(|t| (0, t, 1.0)).collect();
+    let (a, b) = pair(dir.path(), &entries);
+    a.delete_before(1200, true).unwrap();
+    drop(a);
+    // A newer file of the same partition, as a crash between a rebuild's
+    // rename and its clean-up leaves, but damaged in its table.
+    let tiered_dir = dir.path().join("tiered");
+    let old = tier_files(&tiered_dir, 60)[0].clone();
+    let name = old.file_name().unwrap().to_str().unwrap();
+    let (partition, seq) = name.trim_end_matches(".tier").rsplit_once('-').unwrap();
+    let newer = old.with_file_name(format!(
+        "{partition}-{:020}.tier",
+        seq.parse::<u64>().unwrap() + 1000
+    ));
+    let mut bytes = std::fs::read(&old).unwrap();
+    bytes[45] ^= 0xff;
+    std::fs::write(&newer, bytes).unwrap();
+    let a = Engine::open(&tiered_dir, tiered()).unwrap();
+    assert_eq!(a.info().quarantined_files, 1);
+    assert_eq!(
+        answer(&a, 0, 1199, 60, Agg::Count, false).unwrap(),
+        answer(&b, 0, 1199, 60, Agg::Count, false).unwrap()
+    );
+}

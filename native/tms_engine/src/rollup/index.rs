@@ -109,57 +109,58 @@ impl TierIndex {
     }
 
     /// Indexes the files of every tier under `layout`: the newest file of
-    /// each partition (an older one is a leftover of a crash between a
-    /// rebuild and its clean-up, and is removed); a file that fails its
-    /// checks is moved to quarantine and reported.
+    /// each partition that passes its checks (an older one is a leftover
+    /// of a crash between a rebuild and its clean-up, and is removed); a
+    /// file that fails them is moved to quarantine and reported.
     pub fn load(&self, layout: &Layout) -> Result<LoadedTiers> {
         let mut loaded = LoadedTiers::default();
         for (t, tier) in self.tiers.iter().enumerate() {
             let dir = layout.tier(tier.resolution);
             ensure_dir(&dir)?;
             remove_stale_tmp(&dir)?;
-            let mut newest: BTreeMap<i64, (u64, std::path::PathBuf)> = BTreeMap::new();
-            let mut stale = Vec::new();
+            let mut by_partition: BTreeMap<i64, Vec<(u64, std::path::PathBuf)>> = BTreeMap::new();
             for entry in fs::read_dir(&dir).map_err(io_err("list directory", &dir))? {
                 let path = entry.map_err(io_err("list directory", &dir))?.path();
                 let Some((partition, seq)) = parse_name(&path) else {
                     continue;
                 };
                 loaded.max_seq = loaded.max_seq.max(seq);
-                match newest.get(&partition) {
-                    Some((kept, _)) if *kept > seq => stale.push(path),
-                    _ => {
-                        if let Some((_, older)) = newest.insert(partition, (seq, path)) {
-                            stale.push(older);
+                by_partition.entry(partition).or_default().push((seq, path));
+            }
+            for (partition, mut files) in by_partition {
+                // Newest first: the first that opens is used, older ones
+                // are leftovers (removed), and one that fails its checks
+                // goes to quarantine, leaving the next older in its place.
+                files.sort_by_key(|f| std::cmp::Reverse(f.0));
+                let mut installed = false;
+                for (seq, path) in files {
+                    if installed {
+                        fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                        continue;
+                    }
+                    let opened = file::open(&path, seq).and_then(|f| {
+                        if f.resolution == tier.resolution && f.partition == partition {
+                            Ok(f)
+                        } else {
+                            Err(EngineError::corrupt(
+                                &path,
+                                "its header names another tier or partition",
+                            ))
                         }
-                    }
-                }
-            }
-            for path in stale {
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
-            }
-            for (partition, (seq, path)) in newest {
-                let opened = file::open(&path, seq).and_then(|f| {
-                    if f.resolution == tier.resolution && f.partition == partition {
-                        Ok(f)
-                    } else {
-                        Err(EngineError::corrupt(
-                            &path,
-                            "its header names another tier or partition",
-                        ))
-                    }
-                });
-                match opened {
-                    Ok(f) => {
-                        self.install(t, Arc::new(f));
-                    }
-                    Err(err) => {
-                        quarantine(layout, &path)?;
-                        loaded.quarantined += 1;
-                        loaded.problems.push(format!(
-                            "tier file {} moved to quarantine ({err}); it is rebuilt from raw data where that still exists",
-                            path.display()
-                        ));
+                    });
+                    match opened {
+                        Ok(f) => {
+                            self.install(t, Arc::new(f));
+                            installed = true;
+                        }
+                        Err(err) => {
+                            quarantine(layout, &path)?;
+                            loaded.quarantined += 1;
+                            loaded.problems.push(format!(
+                                "tier file {} moved to quarantine ({err}); it is rebuilt from raw data where that still exists",
+                                path.display()
+                            ));
+                        }
                     }
                 }
             }
