@@ -7,14 +7,13 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use common::tiers::{answer, plain, settle, tiered, Answer};
-use common::{config, raw, series, Rng};
-use tms_engine::engine::{Config, Engine, FlushScope, QuerySpec};
+use common::tiers::{
+    answer, fine_tier_kept, now_ms, plain, settle, tiered, twelve_seconds_ago, Answer,
+};
+use common::{raw, series, Rng};
+use tms_engine::engine::{Engine, FlushScope, QuerySpec};
 use tms_engine::promql::{self, Options, QueryValue};
 use tms_engine::query::Agg;
-use tms_engine::rollup::Tier;
 
 const SERIES: u64 = 4;
 const AGGS: [Agg; 9] = [
@@ -277,39 +276,31 @@ fn tiers_answer_as_raw_data_does_to_rounding_with_float_values() {
 
 #[test]
 fn a_tier_keeps_what_its_retention_says() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let base = (now / 1000 - 12) * 1000;
+    let base = twelve_seconds_ago();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        rollups: vec![
-            Tier {
-                resolution: 10,
-                retention: Some(5_000),
-            },
-            Tier {
-                resolution: 100,
-                retention: None,
-            },
-        ],
-        ..config()
-    };
-    let engine = Engine::open(dir.path(), cfg).unwrap();
+    let retention = 8_000;
+    let engine = Engine::open(dir.path(), fine_tier_kept(retention)).unwrap();
     let id = series(&engine, 1)[0];
     let entries: Vec<_> = (0..10_000)
         .step_by(5)
         .map(|t| (id, base + t, 1.0))
         .collect();
     engine.write_raw(&raw(&entries)).unwrap();
+    // The fine tier keeps the partitions (of 1 s) ending within its
+    // retention of the compaction's clock, which lies between these two.
+    let kept = |now: i64| {
+        (1..=10)
+            .filter(|p| base + p * 1_000 > now - retention)
+            .count() as u64
+    };
+    let before = kept(now_ms());
     settle(&engine);
+    let after = kept(now_ms());
     let info = engine.info();
-    // Ten closed partitions; the fine tier keeps those ending in the last 5 s.
-    assert_eq!(info.rollups[1].files, 10);
+    assert_eq!(info.rollups[1].files, 10, "ten closed partitions");
     assert!(
-        (3..=6).contains(&info.rollups[0].files),
-        "{:?}",
+        (after..=before).contains(&info.rollups[0].files) && after > 0 && before < 10,
+        "{after}..={before}: {:?}",
         info.rollups
     );
     engine.delete_before(base + 10_000, true).unwrap();

@@ -21,10 +21,10 @@ use crate::error::{EngineError, Result};
 use crate::index::Matcher;
 use crate::parallel;
 use crate::query::merge;
-use crate::rollup::{self, interval_start, TierFile, TierRows};
+use crate::rollup::{self, TierFile, TierRows};
 use crate::storage::{ChunkRef, Segment};
 use crate::summary::Summary;
-use crate::types::SeriesId;
+use crate::types::{interval_start, SeriesId};
 
 /// What one compaction did to the tiers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -20,8 +20,7 @@ pub use index::{LoadedTiers, TierIndex};
 
 use crate::error::{EngineError, Result};
 use crate::summary::Summary;
-pub use crate::types::interval_start;
-use crate::types::Point;
+use crate::types::{interval_start, Point};
 
 /// One tier's settings, in the store's timestamp unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Stores with and without rollup tiers, and their bucketed answers.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::config;
 use tms_engine::engine::{Config, Engine, FlushScope, QuerySpec};
@@ -30,6 +30,37 @@ pub fn tiered() -> Config {
         ],
         ..plain()
     }
+}
+
+/// Tiers of 10 (kept `retention`) and 100 (forever) over the test config.
+pub fn fine_tier_kept(retention: i64) -> Config {
+    Config {
+        rollups: vec![
+            Tier {
+                resolution: 10,
+                retention: Some(retention),
+            },
+            Tier {
+                resolution: 100,
+                retention: None,
+            },
+        ],
+        ..config()
+    }
+}
+
+/// The wall-clock second 12 s ago, in milliseconds: recent enough for a
+/// tier retention of seconds to cut through it.
+pub fn twelve_seconds_ago() -> i64 {
+    (now_ms() / 1000 - 12) * 1000
+}
+
+/// The wall clock in milliseconds, as the engine's clock reads it.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
 }
 
 /// Flushes everything and compacts (which builds tiers).
