@@ -194,7 +194,10 @@ fn rows_hidden_by_a_tier_retention_stay_hidden_after_a_restart() {
     settle(&e);
     e.delete_before(base + 10_000, true).unwrap();
     let before = count(&e);
-    assert!(before > 0 && before < 1000, "the retention hides part of the fine tier: {before}");
+    assert!(
+        before > 0 && before < 1000,
+        "the retention hides part of the fine tier: {before}"
+    );
     drop(e);
     let e = Engine::open(dir.path(), config).unwrap();
     assert!(
