@@ -3,6 +3,7 @@
 
 use super::Engine;
 use crate::error::Result;
+use crate::ingest::sequence::Sequence;
 use crate::ingest::{self, remote_write, Format, ImportOptions};
 
 /// What an import wrote.
@@ -37,8 +38,13 @@ impl Engine {
             _ => body,
         };
         let known = |hash: u64, spelling: &[u8]| self.spelled(hash, spelling);
-        let mut parsed = ingest::parse(format, body, opts, self.config.units_per_second, &known)?;
-        self.write_labeled(&mut parsed.batch)?;
+        let ups = self.config.units_per_second;
+        let mut parsed = ingest::parse(format, body, opts, ups, &known, &self.sequences)?;
+        let ids = self.write_labeled(&mut parsed.batch)?;
+        if let (Some(first), false) = (parsed.first, parsed.followed) {
+            self.sequences
+                .remember(first, || Sequence::of(&parsed.batch, &ids));
+        }
         Ok(ImportReport {
             samples: parsed.batch.points.len() as u64,
             series_created: self.registry.len().saturating_sub(before),

@@ -42,6 +42,7 @@ use crate::buffer::Buffers;
 use crate::error::{EngineError, Result};
 use crate::files::DirLock;
 use crate::hash::FastBuildHasher;
+use crate::ingest::Sequences;
 use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::rollup::TierIndex;
@@ -83,6 +84,8 @@ pub struct Engine {
     /// Imported series by a hash of their spelling, with the spelling to
     /// verify (see `spelled`).
     spellings: DashMap<u64, (SeriesId, Arc<[u8]>), FastBuildHasher>,
+    /// The order in which earlier bodies spelled their series.
+    sequences: Sequences,
     /// Unique among the engines of this process: tags this engine's entries
     /// in per-thread caches (see local_spellings.rs).
     instance: u64,

@@ -15,6 +15,7 @@ use super::{Config, Engine, FlushReport, FlushScope};
 use crate::buffer::Buffers;
 use crate::error::{EngineError, Result};
 use crate::files::{ensure_dir, remove_stale_tmp, DirLock};
+use crate::ingest::Sequences;
 use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::retention;
@@ -124,6 +125,7 @@ impl Engine {
             columns,
             hints: DashMap::default(),
             spellings: DashMap::default(),
+            sequences: Sequences::default(),
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             damaged: Mutex::default(),
             flush_lock: Mutex::new(()),

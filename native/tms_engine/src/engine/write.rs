@@ -100,12 +100,13 @@ impl Engine {
         self.append(raw)
     }
 
-    /// Writes labeled points, creating series as needed. Everything is
-    /// validated before any series is created or point written.
+    /// Writes labeled points, creating series as needed; answers the id of
+    /// each of the batch's series. Everything is validated before any
+    /// series is created or point written.
     pub fn write_labeled<K: AsRef<str>, V: AsRef<str>>(
         &self,
         batch: &mut LabeledBatch<'_, K, V>,
-    ) -> Result<()> {
+    ) -> Result<Vec<SeriesId>> {
         self.check_open()?;
         Self::check_batch_len(batch.points.len())?;
         for series in batch.series.iter_mut().filter(|s| s.known.is_none()) {
@@ -168,7 +169,8 @@ impl Engine {
         for &(series, ts, value) in &batch.points {
             encode_entry(&mut raw, ids[series], ts, value);
         }
-        self.append(&raw)
+        self.append(&raw)?;
+        Ok(ids)
     }
 
     /// The series the caller's hash `hint` named before, if `verify` accepts

@@ -89,25 +89,31 @@ fn parse_line<'a>(
     sink: &mut Sink<'a>,
     samples: &mut Samples,
 ) -> Result<(), String> {
-    let metric_json = match json_scan::line(line, &mut samples.values, &mut samples.timestamps) {
-        Some(metric) => metric,
-        None => parse_with_serde(line, samples)?,
+    let scanned = json_scan::line(line, &mut samples.values, &mut samples.timestamps, |rest| {
+        sink.predicted(rest)
+    });
+    let (metric_json, predicted) = match scanned {
+        Some(found) => found,
+        None => (parse_with_serde(line, samples)?, None),
     };
-    let series = sink
-        .series(Some(metric_json), |labels| {
-            let Pairs(pairs) = serde_json::from_slice(metric_json)
-                .map_err(|e| crate::error::EngineError::invalid(format!("metric: {e}")))?;
-            let mut metric = None;
-            for (name, value) in pairs {
-                if name == METRIC_LABEL {
-                    metric = Some(value);
-                } else {
-                    labels.push((name, value));
+    let series = match predicted {
+        Some(p) => sink.series_predicted(p, metric_json),
+        None => sink
+            .series(Some(metric_json), |labels| {
+                let Pairs(pairs) = serde_json::from_slice(metric_json)
+                    .map_err(|e| crate::error::EngineError::invalid(format!("metric: {e}")))?;
+                let mut metric = None;
+                for (name, value) in pairs {
+                    if name == METRIC_LABEL {
+                        metric = Some(value);
+                    } else {
+                        labels.push((name, value));
+                    }
                 }
-            }
-            metric.ok_or_else(|| crate::error::EngineError::invalid("metric has no __name__"))
-        })
-        .map_err(|e| e.to_string())?;
+                metric.ok_or_else(|| crate::error::EngineError::invalid("metric has no __name__"))
+            })
+            .map_err(|e| e.to_string())?,
+    };
     for (&value, &ts) in samples.values.iter().zip(&samples.timestamps) {
         sink.point(series, ts, value).map_err(|e| e.to_string())?;
     }
@@ -242,8 +248,11 @@ mod tests {
     fn the_scanner_takes_what_victoriametrics_writes_and_leaves_the_rest() {
         let (mut values, mut timestamps) = (Vec::new(), Vec::new());
         let line = br#"{"metric":{"__name__":"up","job":"a\"b"},"values":[1,0.5,"NaN",1e3],"timestamps":[1,2,3,4]}"#;
-        let metric = json_scan::line(line, &mut values, &mut timestamps);
-        assert_eq!(metric, Some(&br#"{"__name__":"up","job":"a\"b"}"#[..]));
+        let metric = json_scan::line(line, &mut values, &mut timestamps, |_| None);
+        assert_eq!(
+            metric,
+            Some((&br#"{"__name__":"up","job":"a\"b"}"#[..], None))
+        );
         assert_eq!(values[..2], [1.0, 0.5]);
         assert!(values[2].is_nan());
         assert_eq!(timestamps, [1, 2, 3, 4]);
@@ -257,7 +266,10 @@ mod tests {
             br#"{"metric":{},"values":[1e400],"timestamps":[1]}"#,
             br#"{"metric":{},"values":[1],"timestamps":[-0]}"#,
         ] {
-            assert_eq!(json_scan::line(other, &mut values, &mut timestamps), None);
+            assert_eq!(
+                json_scan::line(other, &mut values, &mut timestamps, |_| None),
+                None
+            );
         }
     }
 
@@ -294,7 +306,7 @@ mod tests {
                 members[order[0]], members[order[1]], members[order[2]]
             );
             let (mut values, mut timestamps) = (Vec::new(), Vec::new());
-            if let Some(span) = json_scan::line(line.as_bytes(), &mut values, &mut timestamps) {
+            if let Some((span, _)) = json_scan::line(line.as_bytes(), &mut values, &mut timestamps, |_| None) {
                 let mut by_serde = Samples::default();
                 let serde_span = parse_with_serde(line.as_bytes(), &mut by_serde);
                 proptest::prop_assert_eq!(serde_span, Ok(span), "{}", line);

@@ -9,25 +9,37 @@
 //! and leaves escapes in keys, leading zeros and the like to serde.
 
 use super::decimal;
+use super::sequence::Predicted;
 
 /// What the scanner found: the `metric` object as written (the series'
-/// spelling, parsed by serde only for a new series) and, in `values` and
-/// `timestamps`, the samples.
+/// spelling, parsed by serde only for a new series), the series `predict`
+/// saw the object start with, and, in `values` and `timestamps`, the
+/// samples. An object is never scanned when `predict` knows its spelling:
+/// the extent of an object depends on its bytes alone.
 pub fn line<'a>(
     line: &'a [u8],
     values: &mut Vec<f64>,
     timestamps: &mut Vec<i64>,
-) -> Option<&'a [u8]> {
+    predict: impl Fn(&[u8]) -> Option<Predicted>,
+) -> Option<(&'a [u8], Option<Predicted>)> {
     values.clear();
     timestamps.clear();
     let mut scan = Scan { s: line, at: 0 };
     scan.byte(b'{')?;
     let (mut metric, mut seen_values, mut seen_timestamps) = (None, false, false);
+    let mut predicted = None;
     loop {
         let key = scan.plain_string()?;
         scan.byte(b':')?;
         match key {
-            b"metric" if metric.is_none() => metric = Some(scan.object()?),
+            b"metric" if metric.is_none() => {
+                scan.blanks();
+                predicted = predict(&line[scan.at..]);
+                metric = Some(match predicted {
+                    Some(p) => scan.take(p.len),
+                    None => scan.object()?,
+                });
+            }
             b"values" if !seen_values => {
                 scan.array(values, value)?;
                 seen_values = true;
@@ -49,6 +61,7 @@ pub fn line<'a>(
     (complete && values.len() == timestamps.len())
         .then_some(metric)
         .flatten()
+        .map(|metric| (metric, predicted))
 }
 
 struct Scan<'a> {
@@ -69,6 +82,13 @@ impl<'a> Scan<'a> {
         let b = *self.s.get(self.at)?;
         self.at += 1;
         Some(b)
+    }
+
+    /// The next `len` bytes, which the caller knows are there.
+    fn take(&mut self, len: usize) -> &'a [u8] {
+        let taken = &self.s[self.at..self.at + len];
+        self.at += len;
+        taken
     }
 
     fn byte(&mut self, expected: u8) -> Option<()> {

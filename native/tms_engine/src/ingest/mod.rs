@@ -8,8 +8,10 @@ pub mod json_lines;
 mod json_scan;
 pub mod prom_text;
 pub mod remote_write;
+pub mod sequence;
 mod sink;
 
+pub use sequence::Sequences;
 pub use sink::ImportOptions;
 use sink::{Known, Sink};
 
@@ -34,16 +36,22 @@ pub struct Parsed<'a> {
     pub batch: LabeledBatch<'a, Cow<'a, str>, Cow<'a, str>>,
     /// Exemplars, histograms and metadata (remote_write), not stored.
     pub ignored: u64,
+    /// The hash of the body's first spelling, which names its sequence.
+    pub first: Option<u64>,
+    /// Whether the body spelled exactly the sequence it followed.
+    pub followed: bool,
 }
 
 /// Parses `body` in `format` for a store of `units_per_second`; `known`
-/// answers series earlier imports spelled (see sink.rs).
+/// answers series earlier imports spelled (see sink.rs), `sequences` the
+/// order earlier bodies spelled them in (sequence.rs).
 pub fn parse<'a>(
     format: Format,
     body: &'a [u8],
     opts: &'a ImportOptions,
     units_per_second: i64,
     known: Known<'a>,
+    sequences: &'a Sequences,
 ) -> Result<Parsed<'a>> {
     let seed = sink::import_seed(format as u8, opts);
     // A sample costs some 40 bytes of text or protobuf at least; past a few
@@ -51,13 +59,16 @@ pub fn parse<'a>(
     // reserve memory for what it merely claims.
     let mut sink = Sink::new(opts, units_per_second)
         .expecting((body.len() / 40).min(1 << 14))
-        .recognizing(seed, known);
+        .recognizing(seed, known)
+        .following(sequences);
     let ignored = match format {
         Format::PrometheusText => prom_text::parse(body, &mut sink).map(|()| 0)?,
         Format::JsonLines => json_lines::parse(body, &mut sink).map(|()| 0)?,
         Format::RemoteWrite => remote_write::parse(body, &mut sink)?,
     };
     Ok(Parsed {
+        followed: sink.followed(),
+        first: sink.first,
         batch: sink.batch,
         ignored,
     })

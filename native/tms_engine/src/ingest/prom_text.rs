@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 
 use super::decimal;
+use super::sequence::Predicted;
 use super::sink::{bad_line, Labels, Sink};
 use crate::error::{EngineError, Result};
 
@@ -40,14 +41,23 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
         return Ok(());
     }
     let name_start = at;
-    at = metric_name_end(line, at).ok_or("expected a metric name")?;
-    let metric = &line[name_start..at];
-    let mut labels_at = None;
-    // Blanks before the braces are tolerated: a value never starts with `{`.
-    let brace = skip_blanks(line, at);
-    if line.get(brace) == Some(&b'{') {
-        labels_at = Some(brace + 1);
-        at = labels_end(line, brace + 1)?;
+    let (mut metric, mut labels_at) = (&[][..], None);
+    // The spelling an earlier body had here was parsed then: the sink takes
+    // the series from the sequence without reading it.
+    let predicted = predicted(line, name_start, sink);
+    match predicted {
+        Some(p) => at = name_start + p.len,
+        None => {
+            at = metric_name_end(line, at).ok_or("expected a metric name")?;
+            metric = &line[name_start..at];
+            // Blanks before the braces are tolerated: a value never starts
+            // with `{`.
+            let brace = skip_blanks(line, at);
+            if line.get(brace) == Some(&b'{') {
+                labels_at = Some(brace + 1);
+                at = labels_end(line, brace + 1)?;
+            }
+        }
     }
     let spelling = &line[name_start..at];
     let value_start = skip_blanks(line, at);
@@ -69,18 +79,31 @@ fn parse_line<'a>(line: &'a [u8], sink: &mut Sink<'a>) -> Result<(), String> {
     if skip_blanks(line, ts_end) != line.len() {
         return Err("unexpected text after the timestamp".into());
     }
-    let series = sink
-        .series(Some(spelling), |labels| {
-            if let Some(start) = labels_at {
-                parse_labels(line, start, labels).map_err(EngineError::invalid)?;
-            }
-            Ok(Cow::Borrowed(ascii(metric)))
-        })
-        .map_err(|e| e.to_string())?;
+    let series = match predicted {
+        Some(p) => sink.series_predicted(p, spelling),
+        None => sink
+            .series(Some(spelling), |labels| {
+                if let Some(start) = labels_at {
+                    parse_labels(line, start, labels).map_err(EngineError::invalid)?;
+                }
+                Ok(Cow::Borrowed(ascii(metric)))
+            })
+            .map_err(|e| e.to_string())?,
+    };
     match ts {
         Some(ms) => sink.point(series, ms, value).map_err(|e| e.to_string()),
         None => sink.point_now(series, value).map_err(|e| e.to_string()),
     }
+}
+
+/// The series the sink's sequence predicts for the spelling starting at
+/// `start`: the same bytes, then blanks and no `{` (which would make the
+/// braces part of the spelling).
+fn predicted(line: &[u8], start: usize, sink: &Sink<'_>) -> Option<Predicted> {
+    let p = sink.predicted(&line[start..])?;
+    let end = start + p.len;
+    let value = skip_blanks(line, end);
+    (value > end && line.get(value) != Some(&b'{')).then_some(p)
 }
 
 fn skip_blanks(line: &[u8], mut at: usize) -> usize {

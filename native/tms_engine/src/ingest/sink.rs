@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use super::sequence::{Follower, Predicted, Sequences};
 use crate::batch::{BatchSeries, LabeledBatch, MAX_BATCH_POINTS};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
@@ -48,6 +49,11 @@ pub struct Sink<'a> {
     seed: u64,
     /// Series earlier imports spelled: `(hash, spelling) -> id`.
     known: Option<Known<'a>>,
+    /// Earlier bodies' sequences of series, and the one this body follows.
+    sequences: Option<&'a Sequences>,
+    follower: Follower,
+    /// The hash of the body's first spelling, which names its sequence.
+    pub first: Option<u64>,
 }
 
 impl<'a> Sink<'a> {
@@ -60,6 +66,9 @@ impl<'a> Sink<'a> {
             seen: HashMap::default(),
             seed: 0,
             known: None,
+            sequences: None,
+            follower: Follower::default(),
+            first: None,
         }
     }
 
@@ -80,6 +89,32 @@ impl<'a> Sink<'a> {
         self
     }
 
+    /// Predicts the body's series from the sequence of an earlier body that
+    /// started with the same spelling (see sequence.rs).
+    pub fn following(mut self, sequences: &'a Sequences) -> Self {
+        self.sequences = Some(sequences);
+        self
+    }
+
+    /// Whether the body spelled exactly the series of the sequence it
+    /// followed (so that it need not be remembered again).
+    pub fn followed(&self) -> bool {
+        self.follower.followed()
+    }
+
+    /// The series the body's sequence predicts next, when `rest` starts
+    /// with its spelling (see [`Follower::peek`]).
+    pub fn predicted(&self, rest: &[u8]) -> Option<Predicted> {
+        self.follower.peek(rest)
+    }
+
+    /// The index of a predicted series, once the parser found its spelling
+    /// `spelling` ends where the prediction's does.
+    pub fn series_predicted(&mut self, predicted: Predicted, spelling: &'a [u8]) -> usize {
+        let id = self.follower.take(predicted);
+        self.push_known(id, spelling)
+    }
+
     /// The index of the series spelled `spelling` (when the format has one
     /// contiguous spelling per series), parsing it with `parse` only the
     /// first time: `parse` pushes the labels and answers the metric name.
@@ -88,21 +123,22 @@ impl<'a> Sink<'a> {
         spelling: Option<&'a [u8]>,
         parse: impl FnOnce(&mut Labels<'a>) -> Result<Cow<'a, str>>,
     ) -> Result<usize> {
+        if let Some(bytes) = spelling {
+            if self.first.is_none() {
+                let first = spelling_hash(self.seed, bytes);
+                self.first = Some(first);
+                self.follower = Follower::along(self.sequences.and_then(|s| s.get(first)));
+            }
+            if let Some(id) = self.follower.next(bytes) {
+                return Ok(self.push_known(id, bytes));
+            }
+        }
         let hash = spelling.map(|s| spelling_hash(self.seed, s));
         if let (Some(bytes), Some(hash)) = (spelling, hash) {
             // A series the store knows needs no deduplication here: each
             // occurrence names the same id.
             if let Some(id) = self.known.and_then(|known| known(hash, bytes)) {
-                let at = self.batch.labels.len();
-                self.batch.series.push(BatchSeries {
-                    metric: Cow::Borrowed(""),
-                    labels: at..at,
-                    first_point: self.batch.points.len(),
-                    known: Some(id),
-                    hint: None,
-                    spelling: None,
-                });
-                return Ok(self.batch.series.len() - 1);
+                return Ok(self.push_known(id, bytes));
             }
             if let Some(&index) = self.seen.get(&Spelled { hash, bytes }) {
                 return Ok(index);
@@ -151,6 +187,21 @@ impl<'a> Sink<'a> {
             self.seen.insert(Spelled { hash, bytes }, index);
         }
         Ok(index)
+    }
+
+    /// A batch series for the known series `id`, spelled `spelling` (kept
+    /// for the body's sequence).
+    fn push_known(&mut self, id: SeriesId, spelling: &'a [u8]) -> usize {
+        let at = self.batch.labels.len();
+        self.batch.series.push(BatchSeries {
+            metric: Cow::Borrowed(""),
+            labels: at..at,
+            first_point: self.batch.points.len(),
+            known: Some(id),
+            hint: None,
+            spelling: Some(spelling),
+        });
+        self.batch.series.len() - 1
     }
 
     /// Adds a point of `series` at `ts_ms` (milliseconds since the epoch).
