@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use super::sink::Sink;
+use super::sink::{Labels, Sink};
 use crate::error::{EngineError, Result};
 use crate::series_key::METRIC_LABEL;
 
@@ -89,12 +89,22 @@ impl Drop for Decompressed {
 pub fn parse<'a>(buf: &'a [u8], sink: &mut Sink<'a>) -> Result<u64> {
     let mut ignored = 0;
     let mut series = 0u64;
-    for field in Fields::new(buf) {
+    let mut fields = Fields::new(buf);
+    loop {
         let bad = |reason: String| EngineError::BadInput {
             line: series + 1,
             reason: format!("timeseries {}: {reason}", series + 1),
         };
-        match field.map_err(|e| bad(e.into()))? {
+        // A TimeSeries (field 1) is nearly every field: read without the
+        // general decoder.
+        let field = match fields.next_bytes(0x0a) {
+            Some(message) => (1, Wire::Bytes(message)),
+            None => match fields.next() {
+                Some(field) => field.map_err(|e| bad(e.into()))?,
+                None => return Ok(ignored),
+            },
+        };
+        match field {
             (1, Wire::Bytes(message)) => {
                 ignored += time_series(message, sink).map_err(bad)?;
                 series += 1;
@@ -103,7 +113,6 @@ pub fn parse<'a>(buf: &'a [u8], sink: &mut Sink<'a>) -> Result<u64> {
             _ => {}
         }
     }
-    Ok(ignored)
 }
 
 /// One `TimeSeries`; answers the exemplars and histograms it ignored.
@@ -116,6 +125,17 @@ fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String
     // follows them goes through the general decoder (a malformed label
     // leaves `rest` at 0, where the decoder finds and names the fault).
     let labels_end = leading_labels_end(message);
+    if let Some(end) = labels_end {
+        if let Some(points) = usual_samples(&message[end..]) {
+            let index = sink
+                .series(Some(&message[..end]), |out| labels(message, out))
+                .map_err(|e| e.to_string())?;
+            for (ts, value) in points {
+                sink.point(index, ts, value).map_err(|e| e.to_string())?;
+            }
+            return Ok(0);
+        }
+    }
     let rest = labels_end.unwrap_or(0);
     let (mut spelled_by, mut samples, mut ignored) = (labels_end, 0, 0);
     for field in Fields::new(&message[rest..]) {
@@ -132,19 +152,7 @@ fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String
     }
     let index = sink
         .series(spelled_by.map(|end| &message[..end]), |out| {
-            let mut metric = None;
-            for field in Fields::new(message) {
-                let (1, Wire::Bytes(label)) = field.map_err(EngineError::invalid)? else {
-                    continue;
-                };
-                let (name, value) = label_pair(label).map_err(EngineError::invalid)?;
-                if name == METRIC_LABEL {
-                    metric = Some(Cow::Borrowed(value));
-                } else {
-                    out.push((Cow::Borrowed(name), Cow::Borrowed(value)));
-                }
-            }
-            metric.ok_or_else(|| EngineError::invalid("a series without __name__"))
+            labels(message, out)
         })
         .map_err(|e| e.to_string())?;
     // Samples are never among the leading labels.
@@ -155,6 +163,51 @@ fn time_series<'a>(message: &'a [u8], sink: &mut Sink<'a>) -> Result<u64, String
         }
     }
     Ok(ignored)
+}
+
+/// Pushes the labels of a series' message onto `out`; answers its metric
+/// name.
+fn labels<'a>(message: &'a [u8], out: &mut Labels<'a>) -> Result<Cow<'a, str>> {
+    let mut metric = None;
+    for field in Fields::new(message) {
+        let (1, Wire::Bytes(label)) = field.map_err(EngineError::invalid)? else {
+            continue;
+        };
+        let (name, value) = label_pair(label).map_err(EngineError::invalid)?;
+        if name == METRIC_LABEL {
+            metric = Some(Cow::Borrowed(value));
+        } else {
+            out.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+        }
+    }
+    metric.ok_or_else(|| EngineError::invalid("a series without __name__"))
+}
+
+/// The samples after a series' labels, when every field there is a Sample
+/// as Prometheus writes one (tag 0x12, a one-byte length, then
+/// [`usual_sample`]) and there is at least one; `None` sends the message to
+/// the general decoder.
+fn usual_samples(rest: &[u8]) -> Option<impl Iterator<Item = (i64, f64)> + '_> {
+    let sample = |at: usize| -> Option<(usize, (i64, f64))> {
+        let (&tag, &len) = (rest.get(at)?, rest.get(at + 1)?);
+        let end = at + 2 + usize::from(len);
+        if tag != 0x12 || len >= 0x80 || end > rest.len() {
+            return None;
+        }
+        Some((end, usual_sample(&rest[at + 2..end])?))
+    };
+    let mut at = 0;
+    while at < rest.len() {
+        at = sample(at)?.0;
+    }
+    let mut at = 0;
+    (!rest.is_empty()).then(|| {
+        std::iter::from_fn(move || {
+            let (end, point) = sample(at)?;
+            at = end;
+            Some(point)
+        })
+    })
 }
 
 /// Where the labels a series' message starts with end: fields 1 (tag
@@ -263,6 +316,22 @@ impl<'a> Fields<'a> {
         let (value, used) = varint_at(self.buf, 0)?;
         self.buf = &self.buf[used..];
         Ok(value)
+    }
+
+    /// The payload of the next field when it is a length-delimited one
+    /// whose key is the single byte `key` and whose length fits; `None`
+    /// (and nothing consumed) for any other field or a fault, which the
+    /// general decoder then reads or names.
+    fn next_bytes(&mut self, key: u8) -> Option<&'a [u8]> {
+        if self.failed || self.buf.first() != Some(&key) {
+            return None;
+        }
+        let (len, used) = varint_at(self.buf, 1).ok()?;
+        let start = 1 + used;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        let payload = self.buf.get(start..end)?;
+        self.buf = &self.buf[end..];
+        Some(payload)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
