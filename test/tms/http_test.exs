@@ -270,6 +270,82 @@ defmodule Tms.HTTPTest do
     assert {200, _, "OK"} = request(:get, url <> "/health")
   end
 
+  test "requests pipelined in one send or cut into pieces anywhere are read the same", ctx do
+    url = start_http(ctx, [])
+    port = URI.parse(url).port
+    {:ok, socket} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false])
+
+    post = fn body ->
+      "POST /api/v1/import/prometheus HTTP/1.1\r\nhost: x\r\ncontent-length: #{byte_size(body)}\r\n\r\n" <>
+        body
+    end
+
+    requests = [
+      post.("m 1 1000\n"),
+      "\r\n",
+      post.("m 2 2000\n"),
+      "GET /health HTTP/1.1\r\n\r\n",
+      post.("m 3 3000\n")
+    ]
+
+    wire = IO.iodata_to_binary(requests)
+
+    # All at once, then the same bytes (later samples) a byte at a time and
+    # in pieces of 7, whose cuts fall inside heads, headers and bodies.
+    :ok = :gen_tcp.send(socket, wire)
+    assert read_statuses(socket, 4) == ["204", "204", "200", "204"]
+
+    for size <- [1, 7] do
+      wire = String.replace(wire, " 1000\n", " 1#{size}00\n")
+
+      for piece <- chunk_bytes(wire, size) do
+        :ok = :gen_tcp.send(socket, piece)
+      end
+
+      assert read_statuses(socket, 4) == ["204", "204", "200", "204"]
+    end
+
+    assert {:ok, [%{points: points}]} = Tms.query_range(ctx.store, "m", %{}, 0, 10_000)
+    assert points == [{1_000, 1.0}, {1_100, 1.0}, {1_700, 1.0}, {2_000, 2.0}, {3_000, 3.0}]
+
+    # A head past 128 KB is refused, and the connection closed.
+    :ok = :gen_tcp.send(socket, ["GET /health HTTP/1.1\r\nx: ", :binary.copy("a", 140_000), "\r\n\r\n"])
+    assert {:ok, "HTTP/1.1 400" <> _} = :gen_tcp.recv(socket, 0, 5_000)
+    assert {:error, :closed} = :gen_tcp.recv(socket, 0, 5_000)
+  end
+
+  defp chunk_bytes(binary, size) when byte_size(binary) <= size, do: [binary]
+
+  defp chunk_bytes(binary, size) do
+    <<piece::binary-size(size), rest::binary>> = binary
+    [piece | chunk_bytes(rest, size)]
+  end
+
+  # The status codes of the next `n` answers on `socket`.
+  defp read_statuses(socket, n), do: read_statuses(socket, n, "", [])
+
+  defp read_statuses(_socket, 0, _buffer, acc), do: Enum.reverse(acc)
+
+  defp read_statuses(socket, n, buffer, acc) do
+    with [head, rest] <- :binary.split(buffer, "\r\n\r\n"),
+         "HTTP/1.1 " <> <<status::binary-3, _::binary>> <- head do
+      length = Regex.run(~r/content-length: (\d+)/, head, capture: :all_but_first) || ["0"]
+      length = String.to_integer(hd(length))
+
+      if byte_size(rest) >= length do
+        <<_::binary-size(length), rest::binary>> = rest
+        read_statuses(socket, n - 1, rest, [status | acc])
+      else
+        {:ok, data} = :gen_tcp.recv(socket, 0, 5_000)
+        read_statuses(socket, n, buffer <> data, acc)
+      end
+    else
+      _ ->
+        {:ok, data} = :gen_tcp.recv(socket, 0, 5_000)
+        read_statuses(socket, n, buffer <> data, acc)
+    end
+  end
+
   test "with a token, every request must carry it", ctx do
     url = start_http(ctx, token: "s3cret")
     assert {401, _, body} = request(:get, url <> "/health")

@@ -7,14 +7,16 @@ defmodule Tms.HTTP.Server do
   # Why not :httpd: it hands every request body over as a charlist. Measured
   # with bench/http.exs, a remote_write body of 2,000 samples (300 KB) became
   # 4.8 MB of list and its garbage, and :httpd took remote_write to 0.37x of
-  # VictoriaMetrics' rate. Here the BEAM's own HTTP parser
-  # (`packet: :http_bin`) reads the request line and headers, the body is
-  # read as one binary of exactly Content-Length bytes, and the response
-  # goes out in one send with TCP_NODELAY.
+  # VictoriaMetrics' rate. Here a request head is read whole, in as few
+  # receives as it arrives in, and parsed by the BEAM's own HTTP parser
+  # (`:erlang.decode_packet/3`) without a receive per header; the body is
+  # read as one binary of exactly Content-Length bytes; bytes a pipelining
+  # client sent past a request are kept for the next; the response goes out
+  # in one send with TCP_NODELAY.
   #
-  # Limits: a request head (at most 100 headers of 64 KB) must arrive
-  # within request_timeout (10 s) of its request line, and a body at no
-  # less than 1 KB/s, read in 256 KB chunks (slow clients cannot hold a
+  # Limits: a request head (at most 100 headers, 128 KB in all) must arrive
+  # within request_timeout (10 s) of its first byte, and a body at no less
+  # than 1 KB/s, read in 256 KB chunks (slow clients cannot hold a
   # connection process, and memory follows what arrived); bodies over
   # max_body_bytes get 413; chunked request bodies get 411 (Prometheus,
   # vmagent and curl send a length); past max_clients open connections a
@@ -27,7 +29,7 @@ defmodule Tms.HTTP.Server do
   require Logger
 
   @idle_timeout 120_000
-  @max_header_bytes 65_536
+  @max_head_bytes 131_072
   @max_headers 100
   @body_chunk 262_144
   @min_bytes_per_second 1_024
@@ -60,8 +62,7 @@ defmodule Tms.HTTP.Server do
       reuseaddr: true,
       nodelay: true,
       backlog: 1024,
-      packet: :http_bin,
-      packet_size: @max_header_bytes,
+      packet: :raw,
       # A client that stops reading its answer cannot hold a process.
       send_timeout: 30_000,
       send_timeout_close: true
@@ -119,22 +120,22 @@ defmodule Tms.HTTP.Server do
     if :atomics.add_get(state.active, 1, 1) > state.http.max_clients do
       respond(socket, 503, [{"retry-after", "1"}], "too many connections\n", false)
     else
-      loop(socket, state, @idle_timeout)
+      loop(socket, state, @idle_timeout, "")
     end
   after
     :atomics.sub(state.active, 1, 1)
     :gen_tcp.close(socket)
   end
 
-  # One request after another on a keep-alive connection.
-  defp loop(socket, state, wait) do
-    with {:ok, {method, target, version}} <- request_line(socket, wait),
-         deadline = System.monotonic_time(:millisecond) + state.http.request_timeout,
-         {:ok, headers} <- headers(socket, deadline, []) do
+  # One request after another on a keep-alive connection; `buffered` holds
+  # what the client sent past the last request.
+  defp loop(socket, state, wait, buffered) do
+    with {:ok, head, buffered} <- read_head(socket, buffered, wait, state.http.request_timeout),
+         {:ok, {method, target, version, headers}} <- parse_head(head) do
       keep_alive? = keep_alive?(headers, version)
 
-      case body(socket, headers, state.http) do
-        {:ok, body} ->
+      case body(socket, headers, state.http, buffered) do
+        {:ok, body, buffered} ->
           {path, query} = split_target(target)
           token = state.http.token
           # HEAD is GET without the body (the length stays).
@@ -148,7 +149,7 @@ defmodule Tms.HTTP.Server do
 
           # A client gone mid-answer ends the connection, nothing else.
           case respond.(socket, status, resp_headers, resp, keep_alive?) do
-            :ok when keep_alive? -> loop(socket, state, @idle_timeout)
+            :ok when keep_alive? -> loop(socket, state, @idle_timeout, buffered)
             _closed_or_done -> :ok
           end
 
@@ -161,11 +162,71 @@ defmodule Tms.HTTP.Server do
     end
   end
 
-  defp request_line(socket, wait) do
-    case :gen_tcp.recv(socket, 0, wait) do
-      {:ok, {:http_request, method, target, version}} -> {:ok, {to_string(method), target(target), version}}
-      {:ok, _not_a_request} -> {:error, :bad_request}
-      {:error, reason} -> {:error, reason}
+  # The bytes of one request head, through its blank line, and what came
+  # after it. The first byte may take `wait`; the rest of the head is due
+  # within `timeout` of it.
+  defp read_head(socket, buffered, wait, timeout) do
+    # Blank lines before a request line are ignored (RFC 9112, 2.2).
+    buffered = skip_blank_lines(buffered)
+
+    if buffered == "" do
+      case :gen_tcp.recv(socket, 0, wait) do
+        {:ok, data} -> read_head(socket, data, wait, timeout)
+        {:error, reason} -> {:error, reason}
+      end
+    else
+      deadline = System.monotonic_time(:millisecond) + timeout
+      complete_head(socket, buffered, deadline)
+    end
+  end
+
+  defp skip_blank_lines("\r\n" <> rest), do: skip_blank_lines(rest)
+  defp skip_blank_lines(buffered), do: buffered
+
+  defp complete_head(socket, buffered, deadline) do
+    case :binary.match(buffered, "\r\n\r\n") do
+      {at, 4} ->
+        <<head::binary-size(at + 4), rest::binary>> = buffered
+        {:ok, head, rest}
+
+      :nomatch when byte_size(buffered) > @max_head_bytes ->
+        {:error, :bad_request}
+
+      :nomatch ->
+        left = max(deadline - System.monotonic_time(:millisecond), 0)
+
+        case :gen_tcp.recv(socket, 0, left) do
+          {:ok, data} -> complete_head(socket, buffered <> data, deadline)
+          {:error, reason} -> {:error, reason}
+        end
+    end
+  end
+
+  # The request line and at most @max_headers headers of a whole head.
+  defp parse_head(head) do
+    case :erlang.decode_packet(:http_bin, head, []) do
+      {:ok, {:http_request, method, target, version}, rest} ->
+        with {:ok, headers} <- parse_headers(rest, []) do
+          {:ok, {to_string(method), target(target), version, headers}}
+        end
+
+      _not_a_request ->
+        {:error, :bad_request}
+    end
+  end
+
+  defp parse_headers(_rest, acc) when length(acc) >= @max_headers, do: {:error, :bad_request}
+
+  defp parse_headers(rest, acc) do
+    case :erlang.decode_packet(:httph_bin, rest, []) do
+      {:ok, {:http_header, _, name, _, value}, rest} ->
+        parse_headers(rest, [{String.downcase(to_string(name)), value} | acc])
+
+      {:ok, :http_eoh, _} ->
+        {:ok, Enum.reverse(acc)}
+
+      _bad_or_cut ->
+        {:error, :bad_request}
     end
   end
 
@@ -173,28 +234,8 @@ defmodule Tms.HTTP.Server do
   defp target({:absoluteURI, _scheme, _host, _port, path}), do: path
   defp target(_other), do: "/"
 
-  # At most @max_headers of at most @max_header_bytes each.
-  defp headers(_socket, _deadline, acc) when length(acc) >= @max_headers, do: {:error, :bad_request}
-
-  defp headers(socket, deadline, acc) do
-    left = max(deadline - System.monotonic_time(:millisecond), 0)
-
-    case :gen_tcp.recv(socket, 0, left) do
-      {:ok, {:http_header, _, name, _, value}} ->
-        headers(socket, deadline, [{String.downcase(to_string(name)), value} | acc])
-
-      {:ok, :http_eoh} ->
-        {:ok, Enum.reverse(acc)}
-
-      {:ok, _not_a_header} ->
-        {:error, :bad_request}
-
-      {:error, reason} ->
-        {:error, reason}
-    end
-  end
-
-  defp body(socket, headers, %{max_body_bytes: max, request_timeout: timeout}) do
+  # The body and what the client sent past it.
+  defp body(socket, headers, %{max_body_bytes: max, request_timeout: timeout}, buffered) do
     length = List.keyfind(headers, "content-length", 0)
     chunked = List.keyfind(headers, "transfer-encoding", 0)
     # A client that asked (curl does for large bodies) sends the body only
@@ -206,22 +247,22 @@ defmodule Tms.HTTP.Server do
         {:error, 411, "send a Content-Length (chunked bodies are not read)\n"}
 
       length == nil ->
-        {:ok, ""}
+        {:ok, "", buffered}
 
       true ->
         case Integer.parse(elem(length, 1)) do
           {n, ""} when n > max ->
             # Read a body up to a few times the limit (so the client sees the
             # answer rather than a reset); past that, answer and close.
-            if n <= 4 * max and not expects?, do: _ = read_body(socket, n, timeout)
+            if n <= 4 * max and not expects?, do: _ = read_body(socket, n, buffered, timeout)
             {:error, 413, "the body is #{n} bytes, the limit is #{max}\n"}
 
           {0, ""} ->
-            {:ok, ""}
+            {:ok, "", buffered}
 
           {n, ""} when n > 0 ->
-            if expects?, do: :gen_tcp.send(socket, "HTTP/1.1 100 Continue\r\n\r\n")
-            read_body(socket, n, timeout)
+            if expects? and buffered == "", do: :gen_tcp.send(socket, "HTTP/1.1 100 Continue\r\n\r\n")
+            read_body(socket, n, buffered, timeout)
 
           _ ->
             {:error, 400, "a bad Content-Length\n"}
@@ -229,14 +270,18 @@ defmodule Tms.HTTP.Server do
     end
   end
 
-  # Reads the body in chunks, each due within request_timeout (the first)
-  # or the time 1 KB/s needs for it: a slow client cannot hold a process,
-  # and memory follows what actually arrived.
-  defp read_body(socket, n, request_timeout) do
-    :ok = :inet.setopts(socket, packet: :raw)
-    result = read_chunks(socket, n, request_timeout, [])
-    _ = :inet.setopts(socket, packet: :http_bin)
-    result
+  # Reads the rest of an `n`-byte body in chunks, each due within
+  # request_timeout (the first) or the time 1 KB/s needs for it: a slow
+  # client cannot hold a process, and memory follows what actually arrived.
+  defp read_body(_socket, n, buffered, _request_timeout) when byte_size(buffered) >= n do
+    <<body::binary-size(n), rest::binary>> = buffered
+    {:ok, body, rest}
+  end
+
+  defp read_body(socket, n, buffered, request_timeout) do
+    with {:ok, body} <- read_chunks(socket, n - byte_size(buffered), request_timeout, [buffered]) do
+      {:ok, body, ""}
+    end
   end
 
   defp read_chunks(_socket, 0, _slack, acc), do: {:ok, IO.iodata_to_binary(Enum.reverse(acc))}
