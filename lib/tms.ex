@@ -392,7 +392,7 @@ defmodule Tms do
         rename_clashing: opts[:rename_clashing]
       }
 
-      engine(:import, [handle.engine, format, body, engine_opts])
+      engine(handle.import, [handle.engine, format, body, engine_opts])
     end
   end
 

@@ -25,6 +25,7 @@ defmodule Tms.Native do
   def info(_engine), do: :erlang.nif_error(:nif_not_loaded)
   def take_warnings(_engine), do: :erlang.nif_error(:nif_not_loaded)
   def import(_engine, _format, _body, _opts), do: :erlang.nif_error(:nif_not_loaded)
+  def import_synced(_engine, _format, _body, _opts), do: :erlang.nif_error(:nif_not_loaded)
   def promql_query(_engine, _query, _time, _opts), do: :erlang.nif_error(:nif_not_loaded)
   def promql_query_range(_engine, _query, _from, _to, _step, _opts), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -31,6 +31,9 @@ defmodule Tms.Store.Owner do
           engine: engine,
           time_unit: config.time_unit,
           data_dir: config.data_dir,
+          # Imports run on a dirty CPU scheduler unless every write waits
+          # for an fsync (see the NIF).
+          import: if(config.engine.wal_sync == :always, do: :import_synced, else: :import),
           shards: List.to_tuple(for i <- 0..(shards - 1), do: Tms.Store.Shard.name(config.name, i)),
           # One in-flight count per shard for write_async/5, then one count
           # of asynchronous points lost to errors.
