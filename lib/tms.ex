@@ -43,6 +43,9 @@ defmodule Tms do
   Every call into the engine runs on a dirty scheduler (writes, which may
   wait on the disk, on dirty I/O; queries on dirty CPU), so no call holds
   one of the VM's normal schedulers, however large the batch or busy the disk.
+  `import/4` is parsing first and runs on dirty CPU, unless the store fsyncs
+  every write (`wal_sync: :always`), where it waits on the disk like any
+  other write and runs on dirty I/O.
 
   ## Durability
 
