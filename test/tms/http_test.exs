@@ -270,6 +270,60 @@ defmodule Tms.HTTPTest do
     assert {200, _, "OK"} = request(:get, url <> "/health")
   end
 
+  test "1,000 connections at once: each answered or refused, every acknowledged sample there", ctx do
+    url = start_http(ctx, max_clients: 400)
+    port = URI.parse(url).port
+    parent = self()
+
+    # Each connection imports its own sample; a refused one (503) wrote
+    # nothing, an acknowledged one (204) must be in the store.
+    clients =
+      for i <- 1..1_000 do
+        spawn_link(fn ->
+          {:ok, socket} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false], 10_000)
+          send(parent, {:connected, self()})
+          receive do: (:go -> :ok)
+          body = "conn{i=\"#{i}\"} #{i} 1000\n"
+
+          request = [
+            "POST /api/v1/import/prometheus HTTP/1.1\r\nhost: x\r\n",
+            "content-length: #{byte_size(body)}\r\n\r\n",
+            body
+          ]
+
+          status =
+            with :ok <- :gen_tcp.send(socket, request),
+                 {:ok, <<"HTTP/1.1 ", status::binary-3, _::binary>>} <- :gen_tcp.recv(socket, 0, 30_000) do
+              status
+            else
+              # Refused before the request was read: the 503 came first, or
+              # the close raced the send.
+              {:error, reason} -> reason
+            end
+
+          send(parent, {:status, self(), i, status})
+        end)
+      end
+
+    for pid <- clients, do: assert_receive({:connected, ^pid}, 30_000)
+    for pid <- clients, do: send(pid, :go)
+    results = for pid <- clients, do: receive(do: ({:status, ^pid, i, status} -> {i, status}))
+
+    statuses = results |> Enum.map(&elem(&1, 1)) |> Enum.frequencies()
+    assert Map.keys(statuses) -- ["204", "503", :closed, :econnreset] == [], inspect(statuses)
+    assert statuses["204"] >= 400
+
+    acknowledged = for {i, "204"} <- results, into: MapSet.new(), do: "#{i}"
+    assert {:ok, series} = Tms.query_range(ctx.store, "conn", %{}, 0, 2_000)
+    assert MapSet.new(series, & &1.labels["i"]) == acknowledged
+
+    assert Enum.all?(series, fn %{labels: %{"i" => i}, points: [{1_000, v}]} ->
+             v == String.to_integer(i) * 1.0
+           end)
+
+    assert {200, _, "OK"} = request(:get, url <> "/health")
+  end
+
   test "requests pipelined in one send or cut into pieces anywhere are read the same", ctx do
     url = start_http(ctx, [])
     port = URI.parse(url).port
