@@ -150,6 +150,10 @@ defmodule Tms do
   alias Tms.Store.Owner
 
   @typedoc "The `:name` a store was started with."
+  # The range of a 64-bit timestamp: all time.
+  @min_time -0x8000000000000000
+  @max_time 0x7FFFFFFFFFFFFFFF
+
   @type store :: atom()
   @type metric :: String.t()
   @type labels :: %{optional(String.t() | atom()) => String.t()} | [{String.t() | atom(), String.t()}]
@@ -570,11 +574,20 @@ defmodule Tms do
   @doc """
   Returns the label sets of the series of `metric` selected by `matchers`
   (see `query_range/6`), sorted.
+
+  Options `from:` and `to:` (timestamps in the store's unit, inclusive; by
+  default all time) keep only series with data in that range: a point not
+  yet flushed, or a flushed chunk whose time span overlaps it.
   """
-  @spec series(store(), metric(), labels()) :: {:ok, [%{String.t() => String.t()}]} | {:error, Error.t()}
-  def series(store, metric, matchers \\ %{}) do
-    with {:ok, handle} <- fetch(store) do
-      engine(:series, [handle.engine, metric, matchers])
+  @spec series(store(), metric(), labels(), keyword()) ::
+          {:ok, [%{String.t() => String.t()}]} | {:error, Error.t()}
+  def series(store, metric, matchers \\ %{}, opts \\ []) do
+    with {:ok, opts} <- validate_opts(opts, [from: @min_time, to: @max_time], "series options"),
+         true <-
+           (opts[:from] in @min_time..@max_time and opts[:to] in @min_time..@max_time) ||
+             invalid("from and to must be 64-bit integer timestamps"),
+         {:ok, handle} <- fetch(store) do
+      engine(:series, [handle.engine, metric, matchers, opts[:from], opts[:to]])
     end
   end
 

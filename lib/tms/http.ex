@@ -38,8 +38,8 @@ defmodule Tms.HTTP do
 
   Errors are Prometheus' JSON shape,
   `{"status":"error","errorType":"bad_data","error":"..."}`, with its status
-  codes. `start` and `end` are accepted on the series endpoints but do not
-  narrow the answer yet: every matching series is listed.
+  codes. On the series endpoints `start` and `end` keep the series with
+  data in that range (see `Tms.series/4`; by default all time).
   """
 
   alias Tms.HTTP.{JSON, Selector}
@@ -109,14 +109,16 @@ defmodule Tms.HTTP do
 
   defp route(store, method, ["api", "v1", "series"], params, _body) when method in ["GET", "POST"] do
     with {:ok, selectors} <- selectors(params, true),
-         {:ok, series} <- matching(store, selectors) do
+         {:ok, range} <- series_range(store, params),
+         {:ok, series} <- matching(store, selectors, range) do
       success(for {metric, labels} <- series, do: Map.put(labels, "__name__", metric))
     end
   end
 
   defp route(store, method, ["api", "v1", "labels"], params, _body) when method in ["GET", "POST"] do
     with {:ok, selectors} <- selectors(params, false),
-         {:ok, series} <- matching(store, selectors) do
+         {:ok, range} <- series_range(store, params),
+         {:ok, series} <- matching(store, selectors, range) do
       names = for {_, labels} <- series, name <- Map.keys(labels), into: MapSet.new(["__name__"]), do: name
       success(names |> Enum.sort())
     end
@@ -125,7 +127,8 @@ defmodule Tms.HTTP do
   defp route(store, method, ["api", "v1", "label", name, "values"], params, _body)
        when method in ["GET", "POST"] do
     with {:ok, selectors} <- selectors(params, false),
-         {:ok, series} <- matching(store, selectors) do
+         {:ok, range} <- series_range(store, params),
+         {:ok, series} <- matching(store, selectors, range) do
       values =
         for {metric, labels} <- series,
             value = if(name == "__name__", do: metric, else: labels[name]),
@@ -266,14 +269,25 @@ defmodule Tms.HTTP do
 
   # `[{metric, labels}]` of the series any selector matches (every series
   # for none), each once; or an error answer.
-  defp matching(store, []), do: matching(store, [{nil, []}])
+  # `start` and `end` of the series endpoints: by default all time, as
+  # Prometheus takes them.
+  defp series_range(store, params) do
+    with {:ok, unit} <- answer(time_unit(store)),
+         {:ok, from} <- time_param(params, "start", :min, unit),
+         {:ok, to} <- time_param(params, "end", :max, unit) do
+      {:ok, [from: from, to: to]}
+    end
+  end
 
-  defp matching(store, selectors) do
+  # The series matching any of `selectors` with data in `range`.
+  defp matching(store, [], range), do: matching(store, [{nil, []}], range)
+
+  defp matching(store, selectors, range) do
     with {:ok, metrics} <- answer(Tms.metrics(store)) do
       selectors
       |> Enum.reduce_while({:ok, MapSet.new()}, fn {metric_matcher, matchers}, {:ok, acc} ->
         with {:ok, names} <- metrics_matching(metrics, metric_matcher),
-             {:ok, acc} <- series_of(store, names, matchers, acc) do
+             {:ok, acc} <- series_of(store, names, matchers, range, acc) do
           {:cont, {:ok, acc}}
         else
           response -> {:halt, response}
@@ -286,9 +300,9 @@ defmodule Tms.HTTP do
     end
   end
 
-  defp series_of(store, names, matchers, acc) do
+  defp series_of(store, names, matchers, range, acc) do
     Enum.reduce_while(names, {:ok, acc}, fn name, {:ok, acc} ->
-      case answer(Tms.series(store, name, matchers)) do
+      case answer(Tms.series(store, name, matchers, range)) do
         {:ok, labels} -> {:cont, {:ok, Enum.reduce(labels, acc, &MapSet.put(&2, {name, &1}))}}
         response -> {:halt, response}
       end
@@ -367,6 +381,9 @@ defmodule Tms.HTTP do
     case List.keyfind(params, name, 0) do
       nil when default == :min ->
         {:ok, -Bitwise.bsl(1, 62)}
+
+      nil when default == :max ->
+        {:ok, Bitwise.bsl(1, 62)}
 
       nil ->
         {:ok, System.os_time(unit)}

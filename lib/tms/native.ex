@@ -16,7 +16,7 @@ defmodule Tms.Native do
   def write_batch(_engine, _entries, _now), do: :erlang.nif_error(:nif_not_loaded)
   def write_raw(_engine, _binary), do: :erlang.nif_error(:nif_not_loaded)
   def query_range(_engine, _metric, _matchers, _from, _to, _opts), do: :erlang.nif_error(:nif_not_loaded)
-  def series(_engine, _metric, _matchers), do: :erlang.nif_error(:nif_not_loaded)
+  def series(_engine, _metric, _matchers, _from, _to), do: :erlang.nif_error(:nif_not_loaded)
   def label_values(_engine, _metric, _label), do: :erlang.nif_error(:nif_not_loaded)
   def metrics(_engine), do: :erlang.nif_error(:nif_not_loaded)
   def flush(_engine, _scope), do: :erlang.nif_error(:nif_not_loaded)

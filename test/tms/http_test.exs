@@ -121,6 +121,34 @@ defmodule Tms.HTTPTest do
     assert metrics =~ "# TYPE tms_cache_hits counter\n"
   end
 
+  test "start and end narrow the series endpoints to series with data in the range", ctx do
+    url = start_http(ctx, [])
+    assert {204, _, _} = request(:post, url <> "/api/v1/import/prometheus", ~s(old{a="1"} 1 1000\n))
+    # One series flushed to a segment, the other still buffered.
+    :ok = Tms.flush(ctx.store)
+    assert {204, _, _} = request(:post, url <> "/api/v1/import/prometheus", ~s(new{b="2"} 2 100000\n))
+
+    names = fn query ->
+      json(url <> "/api/v1/series?" <> match(~s({__name__=~".+"})) <> query)["data"]
+      |> Enum.map(& &1["__name__"])
+    end
+
+    assert names.("") == ["new", "old"]
+    assert names.("&start=50&end=200") == ["new"]
+    assert names.("&start=0&end=10") == ["old"]
+    assert names.("&end=0.5") == []
+    assert names.("&start=1970-01-01T00:00:01Z&end=1970-01-01T00:00:01Z") == ["old"]
+    assert json(url <> "/api/v1/labels?start=50")["data"] == ["__name__", "b"]
+    assert json(url <> "/api/v1/label/a/values?end=10")["data"] == ["1"]
+    assert json(url <> "/api/v1/label/a/values?start=10")["data"] == []
+
+    assert {:ok, []} = Tms.series(ctx.store, "old", %{}, to: 999)
+    assert {:ok, [%{"a" => "1"}]} = Tms.series(ctx.store, "old", %{}, from: 1000, to: 1000)
+    assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.series(ctx.store, "old", %{}, from: "x")
+    assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.series(ctx.store, "old", %{}, to: 2 ** 70)
+    assert {:error, %Tms.Error{kind: :invalid_argument}} = Tms.series(ctx.store, "old", %{}, since: 1)
+  end
+
   test "export streams JSON lines that import back into the same series and samples", ctx do
     url = start_http(ctx, [])
 

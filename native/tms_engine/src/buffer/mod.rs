@@ -319,6 +319,22 @@ impl Buffers {
             .unwrap_or(u64::MAX)
     }
 
+    /// Whether `series` has a buffered point within `[from, to]`.
+    pub fn holds_between(&self, series: SeriesId, from: i64, to: i64) -> bool {
+        let Some(slot) = self.series.get(series) else {
+            return false;
+        };
+        let held = slot.lock();
+        let in_range = |p: &Point| p.0 >= from && p.0 <= to;
+        held.parts.iter().any(|buffer| {
+            buffer.points.iter().any(in_range)
+                || buffer
+                    .sealed
+                    .as_ref()
+                    .is_some_and(|sealed| sealed.points.iter().any(in_range))
+        })
+    }
+
     /// Copies of the buffered points of `series` within `[from, to]`, as
     /// runs each sorted and deduplicated, older runs first: per partition,
     /// the seal (if a flush is writing it) then the live points.

@@ -58,6 +58,26 @@ impl Engine {
         Ok(out)
     }
 
+    /// [`select`](Self::select), narrowed to the series with data in
+    /// `[from, to]`: a buffered point there, or a chunk whose time span
+    /// overlaps it (a chunk may hold no point inside a short range within
+    /// its span; Prometheus answers by whole blocks of hours).
+    pub fn select_between(
+        &self,
+        metric: &str,
+        matchers: &[Matcher],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(SeriesId, Arc<SeriesKey>)>> {
+        let from = from.max(self.cutoff());
+        let mut series = self.select(metric, matchers)?;
+        series.retain(|(id, _)| {
+            self.buffers.holds_between(*id, from, to)
+                || !self.index.lookup(*id, from, to).is_empty()
+        });
+        Ok(series)
+    }
+
     /// Distinct values of `label` among the series of `metric`, sorted.
     pub fn label_values(&self, metric: &str, label: &str) -> Result<Vec<String>> {
         self.check_open()?;

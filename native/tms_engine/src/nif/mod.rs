@@ -122,11 +122,20 @@ fn query_range<'a>(
     })
 }
 
+/// The series with data in `[from, to]`.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn series(engine: EngineArc, metric: Term<'_>, matchers: Term<'_>) -> Result<LabelSets> {
+fn series(
+    engine: EngineArc,
+    metric: Term<'_>,
+    matchers: Term<'_>,
+    from: i64,
+    to: i64,
+) -> Result<LabelSets> {
     let metric = decode_str(metric, "metric name")?;
     let matchers = decode_matchers(matchers)?;
-    engine.select(metric, &matchers).map(LabelSets)
+    engine
+        .select_between(metric, &matchers, from, to)
+        .map(LabelSets)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
