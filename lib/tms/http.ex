@@ -59,7 +59,10 @@ defmodule Tms.HTTP do
   without the query; `query` the raw query string (`"a=1&b=2"`); `headers`
   lower-case names with their values; `body` the whole request body. The
   answer's body is iodata, or for `/api/v1/export` `{:chunks, stream}`, a
-  stream of iodata to send as it comes (chunked transfer encoding).
+  stream of iodata to send as it comes (chunked transfer encoding); an
+  element `{:abort, reason}` means the answer failed after it began: end the
+  connection without finishing the body, so that the client sees it cut
+  off (it is the stream's last element).
   `opts`: `token:` a bearer token every request must carry (compared in
   constant time), else 401.
   """
@@ -336,17 +339,22 @@ defmodule Tms.HTTP do
   # (a metric's matching series are). A series two selectors match comes
   # once.
   defp export_stream(store, work, from, to, unit) do
-    work
-    |> Stream.transform(MapSet.new(), fn {metric, matchers}, seen ->
-      case Tms.query_range(store, metric, matchers, from, to) do
-        {:ok, series} ->
-          fresh = Enum.reject(series, &MapSet.member?(seen, {metric, &1.labels}))
-          seen = Enum.reduce(fresh, seen, &MapSet.put(&2, {metric, &1.labels}))
-          {[Enum.map(fresh, &export_line(metric, &1, unit))], seen}
+    Stream.transform(work, MapSet.new(), fn
+      _work, :aborted ->
+        {:halt, :aborted}
 
-        {:error, _} ->
-          {[], seen}
-      end
+      {metric, matchers}, seen ->
+        case Tms.query_range(store, metric, matchers, from, to) do
+          {:ok, series} ->
+            fresh = Enum.reject(series, &MapSet.member?(seen, {metric, &1.labels}))
+            seen = Enum.reduce(fresh, seen, &MapSet.put(&2, {metric, &1.labels}))
+            {[Enum.map(fresh, &export_line(metric, &1, unit))], seen}
+
+          # The answer is already on its way: the rest of it is cut off, so
+          # that the client sees it incomplete rather than short.
+          {:error, e} ->
+            {[{:abort, "export of #{metric} failed: #{Exception.message(e)}"}], :aborted}
+        end
     end)
   end
 

@@ -182,6 +182,21 @@ defmodule Tms.HTTPTest do
     assert {400, _, _} = request(:get, url <> "/api/v1/export?" <> match("mem") <> "&start=yesterday")
   end
 
+  test "an export that fails on its way ends in an abort, never in a short answer that looks whole", ctx do
+    store = start_store(ctx)
+    {:ok, _} = Tms.import(store, :prometheus_text, "a 1 1000\nb 2 1000\n")
+    query = match(~s({__name__=~".+"})) <> "&start=0"
+    {200, _, {:chunks, stream}} = Tms.HTTP.handle(store, "GET", "/api/v1/export", query, [], "")
+    assert [[a], [b]] = Enum.to_list(stream)
+    assert IO.iodata_to_binary([a, b]) =~ ~r/^\{"metric":\{"__name__":"a"\}.*\n\{"metric":\{"__name__":"b"\}/s
+
+    # Run again with the store gone: the first query fails, and the abort is
+    # the last element (nothing after it).
+    :ok = stop_supervised(ctx.store)
+    assert [{:abort, reason}] = Enum.to_list(stream)
+    assert reason =~ "export of a failed"
+  end
+
   test "bad requests get Prometheus' error answers and leave the store unharmed", ctx do
     url = start_http(ctx, max_body_bytes: 10_000)
     assert {204, _, _} = request(:post, url <> "/api/v1/import/prometheus", "m 1 1000\n")

@@ -144,7 +144,7 @@ defmodule Tms.HTTP.Server do
           {status, resp_headers, resp} =
             Tms.HTTP.handle(state.store, as, path, query, headers, body, token: token)
 
-          resp = http10_body(resp, version)
+          {status, resp_headers, resp} = http10_answer({status, resp_headers, resp}, version)
           respond = if method == "HEAD", do: &respond_head/5, else: &respond/5
 
           # A client gone mid-answer ends the connection, nothing else.
@@ -295,8 +295,18 @@ defmodule Tms.HTTP.Server do
     end
   end
 
-  defp http10_body({:chunks, stream}, {1, 0}), do: Enum.to_list(stream)
-  defp http10_body(body, _version), do: body
+  # HTTP/1.0 has no chunks: a streamed answer is gathered, and one that
+  # failed on the way is a 500 (nothing of it was sent yet).
+  defp http10_answer({status, headers, {:chunks, stream}}, {1, 0}) do
+    chunks = Enum.to_list(stream)
+
+    case List.keyfind(chunks, :abort, 0) do
+      {:abort, reason} -> {500, [{"content-type", "text/plain"}], [reason, "\n"]}
+      nil -> {status, headers, chunks}
+    end
+  end
+
+  defp http10_answer(answer, _version), do: answer
 
   # HTTP/1.1 keeps a connection unless told to close; 1.0 only when asked.
   defp keep_alive?(headers, version) do
@@ -352,18 +362,27 @@ defmodule Tms.HTTP.Server do
   end
 
   defp send_chunks(socket, stream) do
-    Enum.reduce_while(stream, :ok, fn chunk, :ok ->
-      size = IO.iodata_length(chunk)
+    Enum.reduce_while(stream, :ok, fn
+      {:abort, reason}, :ok ->
+        Logger.warning("Tms HTTP answer cut off: #{reason}")
+        {:halt, {:error, :aborted}}
 
-      if size == 0 do
-        {:cont, :ok}
-      else
-        case :gen_tcp.send(socket, [Integer.to_string(size, 16), "\r\n", chunk, "\r\n"]) do
-          :ok -> {:cont, :ok}
-          error -> {:halt, error}
-        end
-      end
+      chunk, :ok ->
+        send_chunk(socket, chunk)
     end)
+  end
+
+  defp send_chunk(socket, chunk) do
+    size = IO.iodata_length(chunk)
+
+    if size == 0 do
+      {:cont, :ok}
+    else
+      case :gen_tcp.send(socket, [Integer.to_string(size, 16), "\r\n", chunk, "\r\n"]) do
+        :ok -> {:cont, :ok}
+        error -> {:halt, error}
+      end
+    end
   end
 
   defp reason(200), do: "OK"
