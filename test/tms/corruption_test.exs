@@ -15,7 +15,8 @@ defmodule Tms.CorruptionTest do
   defp point_records(<<_header::binary-size(20), records::binary>>), do: point_records(records, 20, [])
 
   defp point_records(<<len::little-32, _crc::32, kind, _::binary-size(len), rest::binary>>, at, acc) do
-    acc = if kind == 1, do: [at | acc], else: acc
+    # Points records: raw (kind 1, before packing) or packed (kind 3).
+    acc = if kind in [1, 3], do: [at | acc], else: acc
     point_records(rest, at + 9 + len, acc)
   end
 

@@ -62,7 +62,7 @@ impl Engine {
                         format!("points record names an unknown series at entry {entry}"),
                     ));
                 }
-                buffers.append(raw, seq, 0, partition);
+                buffers.append(&raw, seq, 0, partition);
                 Ok(())
             }
         })?;

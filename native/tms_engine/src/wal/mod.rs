@@ -6,10 +6,12 @@
 //! makes a frame torn or corrupt); log.rs appends, rotates and deletes
 //! segments; sync.rs decides when they reach stable storage. record.rs alone
 //! knows what a payload means (points, series announcements), as Prometheus
-//! separates `tsdb/wlog` from `tsdb/record`.
+//! separates `tsdb/wlog` from `tsdb/record`; packed.rs is the compact layout
+//! of points.
 
 mod frame;
 mod log;
+mod packed;
 mod record;
 mod sync;
 

@@ -3,21 +3,26 @@
 //!
 //! ```text
 //! kind 1  points: n × raw entry (types.rs), byte-for-byte the layout of a
-//!         raw batch, so a raw batch is logged without being copied
+//!         raw batch (written before packed records; still replayed)
 //! kind 2  series announcement: id u64 | series key (series_key.rs)
+//! kind 3  points, packed (packed.rs): about 10 bytes an entry, not 24
 //! ```
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::frame::{self, ReplayReport};
 use super::log::{segments, Appended, Wal};
+use super::packed;
 use crate::codec::{DecodeError, Reader};
 use crate::error::Result;
 use crate::series_key::{decode_key, encode_key, SeriesKey};
 use crate::types::{SeriesId, POINT_BYTES};
 
-const KIND_POINTS: u8 = 1;
+/// Raw points, as the log was written before packed records.
+pub(super) const KIND_POINTS: u8 = 1;
 const KIND_SERIES: u8 = 2;
+const KIND_PACKED: u8 = 3;
 /// Largest points record. A bigger batch is logged as several records, so
 /// the append mutex is never held for one huge write while small writers
 /// wait behind it.
@@ -27,7 +32,7 @@ pub const MAX_RECORD_POINTS: usize = 16_384;
 #[derive(Debug)]
 pub enum Record<'a> {
     /// Raw entries, in the layout of a raw batch.
-    Points(&'a [u8]),
+    Points(Cow<'a, [u8]>),
     /// A new series and its id.
     Series(SeriesId, SeriesKey),
 }
@@ -35,7 +40,10 @@ pub enum Record<'a> {
 impl<'a> Record<'a> {
     fn decode(kind: u8, payload: &'a [u8]) -> Result<Record<'a>, DecodeError> {
         match kind {
-            KIND_POINTS if payload.len().is_multiple_of(POINT_BYTES) => Ok(Record::Points(payload)),
+            KIND_POINTS if payload.len().is_multiple_of(POINT_BYTES) => {
+                Ok(Record::Points(Cow::Borrowed(payload)))
+            }
+            KIND_PACKED => Ok(Record::Points(Cow::Owned(packed::unpack(payload)?))),
             KIND_SERIES => {
                 let mut r = Reader::new(payload);
                 let id = r.u64("series id")?;
@@ -67,12 +75,17 @@ impl Wal {
     /// the same points is harmless (equal timestamps overwrite).
     pub fn append_points(&self, raw: &[u8]) -> Result<Appended<'_>> {
         let mut records = raw.chunks(MAX_RECORD_POINTS * POINT_BYTES);
-        let first = records.next().unwrap_or(&[]);
-        let ticket = self.append(KIND_POINTS, &[first])?;
+        let mut payload = Vec::with_capacity(raw.len().min(MAX_RECORD_POINTS * POINT_BYTES) / 2);
+        let mut append = |record: &[u8]| {
+            payload.clear();
+            packed::pack(record, &mut payload);
+            self.append(KIND_PACKED, &[&payload])
+        };
+        let ticket = append(records.next().unwrap_or(&[]))?;
         for record in records {
             // Later records go to the same or a newer segment, which the
             // ticket of the first keeps too.
-            drop(self.append(KIND_POINTS, &[record])?);
+            drop(append(record)?);
         }
         Ok(ticket)
     }

@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 
-use super::frame::{FRAME_HEADER_LEN, HEADER_LEN};
+use super::frame::FRAME_HEADER_LEN;
 use super::*;
 use crate::error::EngineError;
 use crate::series_key::SeriesKey;
-use crate::types::POINT_BYTES;
 
 fn point(sid: u64, ts: i64, v: f64) -> Vec<u8> {
     let mut out = Vec::new();
@@ -74,15 +73,32 @@ fn records_replay_in_order_across_rotations() {
 }
 
 #[test]
+fn raw_points_records_of_earlier_versions_replay_beside_packed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), SyncMode::Never, 1 << 20).unwrap();
+    let mut old = point(3, -7, 1.5);
+    old.extend(point(1, i64::MAX, f64::NAN));
+    drop(wal.append(super::record::KIND_POINTS, &[&old]).unwrap());
+    let new = point(u64::MAX, i64::MIN, -0.0);
+    drop(wal.append_points(&new).unwrap());
+    drop(wal);
+    let (seen, report) = collect(dir.path());
+    let seen: Vec<Vec<u8>> = seen.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(seen, vec![old, new]);
+    assert_eq!(report.points, 3);
+    assert_eq!(report.corrupt_records, 0);
+}
+
+#[test]
 fn a_torn_tail_is_dropped_quietly_at_every_cut() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), SyncMode::Never, 1 << 20).unwrap();
     drop(wal.append_points(&point(0, 1, 1.0)).unwrap());
+    let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
+    let first_end = fs::metadata(&path).unwrap().len() as usize;
     drop(wal.append_points(&point(0, 2, 2.0)).unwrap());
     drop(wal);
-    let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
     let full = fs::read(&path).unwrap();
-    let first_end = HEADER_LEN + FRAME_HEADER_LEN + POINT_BYTES;
     for cut in first_end..full.len() {
         fs::write(&path, &full[..cut]).unwrap();
         let (seen, report) = collect(dir.path());
@@ -96,13 +112,17 @@ fn a_torn_tail_is_dropped_quietly_at_every_cut() {
 fn a_corrupt_record_in_the_middle_is_skipped_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), SyncMode::Never, 1 << 20).unwrap();
+    let mut ends = Vec::new();
     for ts in 0..3 {
         drop(wal.append_points(&point(0, ts, 1.0)).unwrap());
+        let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
+        ends.push(fs::metadata(&path).unwrap().len() as usize);
     }
     drop(wal);
     let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
     let mut bytes = fs::read(&path).unwrap();
-    bytes[HEADER_LEN + FRAME_HEADER_LEN + POINT_BYTES + FRAME_HEADER_LEN + 3] ^= 1;
+    // A byte of the second record's payload.
+    bytes[ends[0] + FRAME_HEADER_LEN + 3] ^= 1;
     fs::write(&path, &bytes).unwrap();
     let (seen, report) = collect(dir.path());
     assert_eq!(seen.len(), 2);
@@ -152,7 +172,7 @@ fn a_large_batch_is_logged_as_bounded_records_and_replays_whole() {
     let mut replayed = Vec::new();
     let report = replay(dir.path(), |_, rec| {
         if let Record::Points(p) = rec {
-            replayed.extend_from_slice(p);
+            replayed.extend_from_slice(&p);
         }
         Ok(())
     })
