@@ -405,10 +405,37 @@ defmodule Tms.HTTPTest do
     assert {:ok, [%{points: points}]} = Tms.query_range(ctx.store, "m", %{}, 0, 10_000)
     assert points == [{1_000, 1.0}, {1_100, 1.0}, {1_700, 1.0}, {2_000, 2.0}, {3_000, 3.0}]
 
+    # A blank line cut between its CR and LF, after a body and before a
+    # request; a head with bare LF line ends; HEAD of a streamed answer.
+    for piece <- [post.("m 4 4000\n"), "\r", "\nGET /health HTTP/1.1\r\n\r\n", "\r", "\n"] do
+      :ok = :gen_tcp.send(socket, piece)
+      Process.sleep(20)
+    end
+
+    :ok = :gen_tcp.send(socket, "GET /health HTTP/1.1\nhost: x\n\n")
+    assert read_statuses(socket, 3) == ["204", "200", "200"]
+
+    :ok =
+      :gen_tcp.send(socket, "HEAD /api/v1/export?match%5B%5D=m HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n")
+
+    answers = recv_until(socket, "", &String.ends_with?(&1, "\r\n\r\nOK"))
+    assert [head, _] = String.split(answers, "\r\n\r\n", parts: 2)
+    assert head =~ "transfer-encoding: chunked"
+    refute head =~ "content-length"
+
     # A head past 128 KB is refused, and the connection closed.
     :ok = :gen_tcp.send(socket, ["GET /health HTTP/1.1\r\nx: ", :binary.copy("a", 140_000), "\r\n\r\n"])
     assert {:ok, "HTTP/1.1 400" <> _} = :gen_tcp.recv(socket, 0, 5_000)
     assert {:error, :closed} = :gen_tcp.recv(socket, 0, 5_000)
+  end
+
+  defp recv_until(socket, buffer, done?) do
+    if done?.(buffer) do
+      buffer
+    else
+      {:ok, data} = :gen_tcp.recv(socket, 0, 5_000)
+      recv_until(socket, buffer <> data, done?)
+    end
   end
 
   defp chunk_bytes(binary, size) when byte_size(binary) <= size, do: [binary]

@@ -166,27 +166,35 @@ defmodule Tms.HTTP.Server do
   # after it. The first byte may take `wait`; the rest of the head is due
   # within `timeout` of it.
   defp read_head(socket, buffered, wait, timeout) do
-    # Blank lines before a request line are ignored (RFC 9112, 2.2).
-    buffered = skip_blank_lines(buffered)
+    # Blank lines before a request line are ignored (RFC 9112, 2.2), also
+    # one cut between its CR and LF.
+    case skip_blank_lines(buffered) do
+      pending when pending in ["", "\r"] ->
+        case :gen_tcp.recv(socket, 0, wait) do
+          {:ok, data} -> read_head(socket, pending <> data, wait, timeout)
+          {:error, reason} -> {:error, reason}
+        end
 
-    if buffered == "" do
-      case :gen_tcp.recv(socket, 0, wait) do
-        {:ok, data} -> read_head(socket, data, wait, timeout)
-        {:error, reason} -> {:error, reason}
-      end
-    else
-      deadline = System.monotonic_time(:millisecond) + timeout
-      complete_head(socket, buffered, deadline)
+      buffered ->
+        deadline = System.monotonic_time(:millisecond) + timeout
+        complete_head(socket, buffered, 0, deadline)
     end
   end
 
   defp skip_blank_lines("\r\n" <> rest), do: skip_blank_lines(rest)
+  defp skip_blank_lines("\n" <> rest), do: skip_blank_lines(rest)
   defp skip_blank_lines(buffered), do: buffered
 
-  defp complete_head(socket, buffered, deadline) do
-    case :binary.match(buffered, "\r\n\r\n") do
-      {at, 4} ->
-        <<head::binary-size(at + 4), rest::binary>> = buffered
+  # A head ends at its first empty line, after CRLF or a bare LF (which the
+  # BEAM's parser takes too). Each search starts where the last one could
+  # have missed the end, so a head trickled in small pieces costs its size,
+  # not its size squared.
+  defp complete_head(socket, buffered, from, deadline) do
+    scope = {from, byte_size(buffered) - from}
+
+    case :binary.match(buffered, ["\n\r\n", "\n\n"], scope: scope) do
+      {at, length} ->
+        <<head::binary-size(at + length), rest::binary>> = buffered
         {:ok, head, rest}
 
       :nomatch when byte_size(buffered) > @max_head_bytes ->
@@ -196,7 +204,7 @@ defmodule Tms.HTTP.Server do
         left = max(deadline - System.monotonic_time(:millisecond), 0)
 
         case :gen_tcp.recv(socket, 0, left) do
-          {:ok, data} -> complete_head(socket, buffered <> data, deadline)
+          {:ok, data} -> complete_head(socket, buffered <> data, max(byte_size(buffered) - 2, 0), deadline)
           {:error, reason} -> {:error, reason}
         end
     end
@@ -343,10 +351,14 @@ defmodule Tms.HTTP.Server do
     :gen_tcp.send(socket, [status_head(status, length ++ headers, keep_alive?), body])
   end
 
+  # The head a GET would send: a streamed answer's says chunked.
+  defp respond_head(socket, status, headers, {:chunks, _}, keep_alive?) do
+    :gen_tcp.send(socket, status_head(status, [{"transfer-encoding", "chunked"} | headers], keep_alive?))
+  end
+
   defp respond_head(socket, status, headers, body, keep_alive?) do
-    length = IO.iodata_length(if match?({:chunks, _}, body), do: [], else: body)
-    head = status_head(status, [{"content-length", Integer.to_string(length)} | headers], keep_alive?)
-    :gen_tcp.send(socket, head)
+    length = Integer.to_string(IO.iodata_length(body))
+    :gen_tcp.send(socket, status_head(status, [{"content-length", length} | headers], keep_alive?))
   end
 
   defp status_head(status, headers, keep_alive?) do

@@ -43,7 +43,7 @@ impl Engine {
         let ids = self.write_labeled(&mut parsed.batch)?;
         if let (Some(first), false) = (parsed.first, parsed.followed) {
             self.sequences
-                .remember(first, || Sequence::of(&parsed.batch, &ids));
+                .remember(first, || Sequence::of(parsed.seed, &parsed.batch, &ids));
         }
         Ok(ImportReport {
             samples: parsed.batch.points.len() as u64,

@@ -38,6 +38,8 @@ pub struct Parsed<'a> {
     pub ignored: u64,
     /// The hash of the body's first spelling, which names its sequence.
     pub first: Option<u64>,
+    /// What, besides the spelling, decides a series (format, extra labels).
+    pub seed: u64,
     /// Whether the body spelled exactly the sequence it followed.
     pub followed: bool,
 }
@@ -69,6 +71,7 @@ pub fn parse<'a>(
     Ok(Parsed {
         followed: sink.followed(),
         first: sink.first,
+        seed: sink.seed(),
         batch: sink.batch,
         ignored,
     })

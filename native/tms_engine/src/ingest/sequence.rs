@@ -9,11 +9,13 @@
 //! every sample (perf of an HTTP text import: a cache miss on that slot
 //! was 11% of all the time spent).
 //!
-//! A body's sequence is found by the hash of its first spelling (which
-//! includes the import's format and extra labels). A prediction is only
-//! taken when the bytes are equal, so a stale or colliding sequence costs
-//! misses, never a wrong series: a spelling names the same series for the
-//! life of an engine.
+//! A body's sequence is found by the hash of its first spelling and of the
+//! import's seed (its format and extra labels, which change what a
+//! spelling means), and taken only when both are equal to the body's, not
+//! just their hash: the bytes of a later line alone do not say which extra
+//! labels they were sent with. A prediction is then only taken when the
+//! bytes are equal, so a stale sequence costs misses, never a wrong series:
+//! a spelling names the same series for the life of an engine.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use crate::types::SeriesId;
 /// The series of one body, in the order it spelled them.
 #[derive(Debug, Default, Clone)]
 pub struct Sequence {
+    /// The import's seed (see sink.rs) the body was spelled under.
+    seed: u64,
     bytes: Vec<u8>,
     /// Where each spelling ends in `bytes`.
     ends: Vec<usize>,
@@ -34,10 +38,16 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    /// The sequence of a written batch whose series got `ids`; `None` when
-    /// a series was not spelled (the format had no one spelling for it).
-    pub fn of<K, V>(batch: &LabeledBatch<'_, K, V>, ids: &[SeriesId]) -> Option<Sequence> {
+    /// The sequence of a written batch, spelled under `seed`, whose series
+    /// got `ids`; `None` when a series was not spelled (the format had no
+    /// one spelling for it).
+    pub fn of<K, V>(
+        seed: u64,
+        batch: &LabeledBatch<'_, K, V>,
+        ids: &[SeriesId],
+    ) -> Option<Sequence> {
         let mut sequence = Sequence {
+            seed,
             bytes: Vec::new(),
             ends: Vec::with_capacity(ids.len()),
             ids: Vec::with_capacity(ids.len()),
@@ -172,9 +182,12 @@ struct Remembered {
 const MAX_WEIGHT: usize = 64 << 20;
 
 impl Sequences {
-    /// The sequence of bodies starting with the spelling hashed to `first`.
-    pub fn get(&self, first: u64) -> Option<Arc<Sequence>> {
-        self.inner.lock().by_first.get(&first).cloned()
+    /// The sequence of bodies that start with `spelling` (hashed, with
+    /// the seed, to `first`) under `seed`.
+    pub fn get(&self, first: u64, seed: u64, spelling: &[u8]) -> Option<Arc<Sequence>> {
+        let sequence = self.inner.lock().by_first.get(&first).cloned()?;
+        let starts = sequence.get(0).is_some_and(|(bytes, _)| bytes == spelling);
+        (sequence.seed == seed && starts).then_some(sequence)
     }
 
     /// Remembers the sequence of a body whose first spelling hashed to
@@ -186,6 +199,9 @@ impl Sequences {
         let seen = self.inner.lock().by_first.contains_key(&first);
         let sequence = if seen { build() } else { None }.unwrap_or_default();
         let sequence = Arc::new(sequence);
+        if sequence.weight() > MAX_WEIGHT / 4 {
+            return;
+        }
         let mut inner = self.inner.lock();
         if inner.weight + sequence.weight() > MAX_WEIGHT {
             inner.by_first.clear();
@@ -261,13 +277,24 @@ mod tests {
         let build = || Some(Sequence::clone(&sequence(&["a", "b"])));
         sequences.remember(1, build);
         assert!(
-            sequences.get(1).unwrap().is_empty(),
+            sequences.get(1, 0, b"a").is_none(),
             "the first time, a mark"
         );
         sequences.remember(1, build);
-        assert_eq!(sequences.get(1).unwrap().len(), 2);
+        assert_eq!(sequences.get(1, 0, b"a").unwrap().len(), 2);
+        // A hash that collides finds it, but another seed or first spelling
+        // does not take it.
+        assert!(sequences.get(1, 7, b"a").is_none());
+        assert!(sequences.get(1, 0, b"b").is_none());
+        let huge = "x".repeat(MAX_WEIGHT / 2);
+        sequences.remember(2, || None);
+        sequences.remember(2, || Some(Sequence::clone(&sequence(&[&huge]))));
+        assert!(
+            sequences.get(2, 0, huge.as_bytes()).is_none(),
+            "too big to keep"
+        );
         let big = "x".repeat(1 << 20);
-        for first in 2..200 {
+        for first in 3..200 {
             sequences.remember(first, || None);
             sequences.remember(first, || Some(Sequence::clone(&sequence(&[&big]))));
         }

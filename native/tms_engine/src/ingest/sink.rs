@@ -56,6 +56,13 @@ pub struct Sink<'a> {
     pub first: Option<u64>,
 }
 
+impl Sink<'_> {
+    /// What, besides the spelling, decides a series (see [`import_seed`]).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
 impl<'a> Sink<'a> {
     /// An empty sink for one body, for a store of `units_per_second`.
     pub fn new(opts: &'a ImportOptions, units_per_second: i64) -> Self {
@@ -127,7 +134,8 @@ impl<'a> Sink<'a> {
             if self.first.is_none() {
                 let first = spelling_hash(self.seed, bytes);
                 self.first = Some(first);
-                self.follower = Follower::along(self.sequences.and_then(|s| s.get(first)));
+                let sequence = self.sequences.and_then(|s| s.get(first, self.seed, bytes));
+                self.follower = Follower::along(sequence);
             }
             if let Some(id) = self.follower.next(bytes) {
                 return Ok(self.push_known(id, bytes));
