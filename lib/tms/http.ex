@@ -42,7 +42,7 @@ defmodule Tms.HTTP do
   data in that range (see `Tms.series/4`; by default all time).
   """
 
-  alias Tms.HTTP.{JSON, Selector}
+  alias Tms.HTTP.{Export, JSON, Selector}
 
   @type headers :: [{String.t(), String.t()}]
 
@@ -106,7 +106,7 @@ defmodule Tms.HTTP do
          {:ok, metrics} <- answer(Tms.metrics(store)),
          {:ok, work} <- export_work(metrics, selectors) do
       {200, [{"content-type", "application/stream+json"}],
-       {:chunks, export_stream(store, work, from, to, unit)}}
+       {:chunks, Export.stream(store, work, from, to, unit)}}
     end
   end
 
@@ -334,50 +334,6 @@ defmodule Tms.HTTP do
       end
     end)
   end
-
-  # One chunk per metric, so an answer is never all in memory at once
-  # (a metric's matching series are). A series two selectors match comes
-  # once.
-  defp export_stream(store, work, from, to, unit) do
-    Stream.transform(work, MapSet.new(), fn
-      _work, :aborted ->
-        {:halt, :aborted}
-
-      {metric, matchers}, seen ->
-        case Tms.query_range(store, metric, matchers, from, to) do
-          {:ok, series} ->
-            fresh = Enum.reject(series, &MapSet.member?(seen, {metric, &1.labels}))
-            seen = Enum.reduce(fresh, seen, &MapSet.put(&2, {metric, &1.labels}))
-            {[Enum.map(fresh, &export_line(metric, &1, unit))], seen}
-
-          # The answer is already on its way: the rest of it is cut off, so
-          # that the client sees it incomplete rather than short.
-          {:error, e} ->
-            {[{:abort, "export of #{metric} failed: #{Exception.message(e)}"}], :aborted}
-        end
-    end)
-  end
-
-  defp export_line(metric, %{labels: labels, points: points}, unit) do
-    {timestamps, values} = Enum.unzip(points)
-    ms = Enum.map(timestamps, &System.convert_time_unit(&1, unit, :millisecond))
-
-    [
-      ~s({"metric":),
-      JSON.encode(Map.put(labels, "__name__", metric)),
-      ~s(,"values":[),
-      Enum.map_intersperse(values, ?,, &export_value/1),
-      ~s(],"timestamps":[),
-      Enum.map_intersperse(ms, ?,, &Integer.to_string/1),
-      "]}\n"
-    ]
-  end
-
-  defp export_value(:nan), do: ~s("NaN")
-  defp export_value(:infinity), do: ~s("+Inf")
-  defp export_value(:neg_infinity), do: ~s("-Inf")
-  defp export_value(v) when v == trunc(v) and abs(v) < 1.0e15, do: Integer.to_string(trunc(v))
-  defp export_value(v), do: :erlang.float_to_binary(v, [:short])
 
   defp time_unit(store) do
     with {:ok, info} <- Tms.info(store), do: {:ok, info.time_unit}
