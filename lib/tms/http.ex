@@ -100,9 +100,7 @@ defmodule Tms.HTTP do
 
   defp route(store, method, ["api", "v1", "export"], params, _body) when method in ["GET", "POST"] do
     with {:ok, selectors} <- selectors(params, true),
-         {:ok, unit} <- answer(time_unit(store)),
-         {:ok, from} <- time_param(params, "start", :min, unit),
-         {:ok, to} <- time_param(params, "end", :now, unit),
+         {:ok, {unit, from, to}} <- time_range(store, params, :now),
          {:ok, metrics} <- answer(Tms.metrics(store)),
          {:ok, work} <- export_work(metrics, selectors) do
       {200, [{"content-type", "application/stream+json"}],
@@ -275,10 +273,16 @@ defmodule Tms.HTTP do
   # `start` and `end` of the series endpoints: by default all time, as
   # Prometheus takes them.
   defp series_range(store, params) do
+    with {:ok, {_unit, from, to}} <- time_range(store, params, :max), do: {:ok, [from: from, to: to]}
+  end
+
+  # The store's time unit and `start`..`end` in it (`start` by default the
+  # earliest time, `end` `end_default`: `:now` or `:max`).
+  defp time_range(store, params, end_default) do
     with {:ok, unit} <- answer(time_unit(store)),
          {:ok, from} <- time_param(params, "start", :min, unit),
-         {:ok, to} <- time_param(params, "end", :max, unit) do
-      {:ok, [from: from, to: to]}
+         {:ok, to} <- time_param(params, "end", end_default, unit) do
+      {:ok, {unit, from, to}}
     end
   end
 

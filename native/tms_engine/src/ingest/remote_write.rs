@@ -214,15 +214,10 @@ fn usual_samples(rest: &[u8]) -> Option<impl Iterator<Item = (i64, f64)> + '_> {
 /// 0x0a), each skipped by its length. `None` when a length is malformed or
 /// runs past the end.
 fn leading_labels_end(message: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while message.get(at) == Some(&0x0a) {
-        let (len, used) = varint_at(message, at + 1).ok()?;
-        at = (at + 1 + used).checked_add(usize::try_from(len).ok()?)?;
-        if at > message.len() {
-            return None;
-        }
-    }
-    Some(at)
+    let mut fields = Fields::new(message);
+    while fields.next_bytes(0x0a).is_some() {}
+    // Stopped at a label: one whose length does not hold.
+    (fields.buf.first() != Some(&0x0a)).then(|| message.len() - fields.buf.len())
 }
 
 fn label_pair(message: &[u8]) -> Result<(&str, &str), String> {

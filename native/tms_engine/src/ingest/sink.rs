@@ -56,13 +56,6 @@ pub struct Sink<'a> {
     pub first: Option<u64>,
 }
 
-impl Sink<'_> {
-    /// What, besides the spelling, decides a series (see [`import_seed`]).
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-}
-
 impl<'a> Sink<'a> {
     /// An empty sink for one body, for a store of `units_per_second`.
     pub fn new(opts: &'a ImportOptions, units_per_second: i64) -> Self {
@@ -94,6 +87,11 @@ impl<'a> Sink<'a> {
         self.seed = seed;
         self.known = Some(known);
         self
+    }
+
+    /// What, besides the spelling, decides a series (see [`import_seed`]).
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// Predicts the body's series from the sequence of an earlier body that
@@ -130,10 +128,13 @@ impl<'a> Sink<'a> {
         spelling: Option<&'a [u8]>,
         parse: impl FnOnce(&mut Labels<'a>) -> Result<Cow<'a, str>>,
     ) -> Result<usize> {
+        // The first spelling's hash names the body's sequence; a predicted
+        // line needs no hash at all.
+        let mut hash = None;
         if let Some(bytes) = spelling {
             if self.first.is_none() {
                 let first = spelling_hash(self.seed, bytes);
-                self.first = Some(first);
+                (self.first, hash) = (Some(first), Some(first));
                 let sequence = self.sequences.and_then(|s| s.get(first, self.seed, bytes));
                 self.follower = Follower::along(sequence);
             }
@@ -141,7 +142,7 @@ impl<'a> Sink<'a> {
                 return Ok(self.push_known(id, bytes));
             }
         }
-        let hash = spelling.map(|s| spelling_hash(self.seed, s));
+        let hash = hash.or_else(|| spelling.map(|s| spelling_hash(self.seed, s)));
         if let (Some(bytes), Some(hash)) = (spelling, hash) {
             // A series the store knows needs no deduplication here: each
             // occurrence names the same id.
