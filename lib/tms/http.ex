@@ -401,6 +401,11 @@ defmodule Tms.HTTP do
   # A PromQL answer: the engine's JSON as it is.
   defp query_answer({:ok, json}), do: {200, [{"content-type", "application/json"}], json}
   defp query_answer({:error, type, message}), do: error(400, type, message)
+
+  # Prometheus says which parameter a query that does not parse came in.
+  defp query_answer({:error, %Tms.Error{kind: :bad_data, message: message}}),
+    do: error(400, "bad_data", ~s|invalid parameter "query": | <> message)
+
   defp query_answer({:error, e}), do: engine_error(e)
 
   # `{:ok, value}` as it is, an error as its answer.

@@ -16,7 +16,9 @@ defmodule Tms.PromQL do
 
   with `:nan`, `:infinity` and `:neg_infinity` for those values, as
   `Tms.query_range/6` has them. Errors are `%Tms.Error{}` with kind
-  `:bad_data` (a syntax or type error: the query is wrong), `:execution` (it
+  `:bad_data` (a syntax or type error: the query is wrong; a syntax error's
+  message starts `line:column:` as Prometheus' does, and `details` has
+  `:line` and `:column`), `:execution` (it
   failed while running, e.g. many-to-many matching or too many samples) or
   `:timeout`.
 

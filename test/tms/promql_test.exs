@@ -57,7 +57,16 @@ defmodule Tms.PromQLTest do
   end
 
   test "errors say what is wrong, with Prometheus' classes", %{store: store} do
-    assert {:error, %Tms.Error{kind: :bad_data}} = Tms.promql(store, "sum(", 0)
+    # A syntax error says where, in the message as Prometheus writes it and
+    # in the details.
+    assert {:error, %Tms.Error{kind: :bad_data, message: message, details: details}} =
+             Tms.promql(store, "sum(rate(x[5m]))\n  / y z", 0)
+
+    assert message == ~s|2:7: parse error: unexpected identifier "z"|
+    assert %{line: 2, column: 7} = details
+
+    assert {:error, %Tms.Error{kind: :bad_data, details: %{line: 1, column: 5}}} =
+             Tms.promql(store, "sum(", 0)
 
     assert {:error, %Tms.Error{kind: :bad_data, message: message}} =
              Tms.promql(store, "mad_over_time(x[1m])", 0)
@@ -107,7 +116,8 @@ defmodule Tms.PromQLTest do
 
   test "HTTP errors have Prometheus' status codes and shape", %{url: url} do
     {400, body} = get(url <> "/api/v1/query?query=sum(")
-    assert %{"status" => "error", "errorType" => "bad_data"} = JSON.decode!(body)
+    assert %{"status" => "error", "errorType" => "bad_data", "error" => error} = JSON.decode!(body)
+    assert error == ~s|invalid parameter "query": 1:5: parse error: unclosed left parenthesis|
 
     {422, body} = get(url <> "/api/v1/query?query=http_requests_total%2Bon(job)http_requests_total&time=300")
     assert %{"errorType" => "execution"} = JSON.decode!(body)

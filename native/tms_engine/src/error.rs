@@ -73,6 +73,8 @@ pub enum EngineError {
     Query {
         error_type: &'static str,
         message: String,
+        /// 1-based line and byte column of a syntax error in the query.
+        position: Option<(usize, usize)>,
     },
     /// A failure inside the engine that no argument caused (a worker thread
     /// that panicked, the compressor refusing its input): a bug to report.

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use tms_engine::engine::Engine;
 use tms_engine::promql::ast::{self, Expr};
-use tms_engine::promql::{self, Labels, Options, QueryValue, Steps};
+use tms_engine::promql::{self, syntax, Labels, Options, QueryValue, Steps};
 use tms_engine::types::STALE_NAN;
 
 /// Cases this engine does not run, by file and query, with why.
@@ -157,7 +157,15 @@ impl Runner {
             max_samples: 10_000,
             ..Options::default()
         };
-        let parsed = ast::parse(&eval.query, eval.at, eval.at);
+        let parsed = ast::parse(&eval.query, eval.at, eval.at).map_err(|e| e.to_string());
+        // The reader that places syntax errors takes all the parser takes.
+        if let Some(refused) = parsed
+            .is_ok()
+            .then(|| syntax::explain(&eval.query, ""))
+            .filter(|e| e.position.is_some())
+        {
+            return Err(format!("the syntax reader refused it: {refused}"));
+        }
         if eval.fail {
             let failed = parsed.and_then(|e| {
                 promql::instant_expr(&self.engine, &e, eval.at, &options).map_err(|e| e.message)

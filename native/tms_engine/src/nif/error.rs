@@ -55,6 +55,13 @@ impl Encoder for EngineError {
                 put(atoms::reason(), reason.encode(env));
             }
             EngineError::CardinalityLimit { limit } => put(atoms::limit(), limit.encode(env)),
+            EngineError::Query {
+                position: Some((line, column)),
+                ..
+            } => {
+                put(atoms::line(), line.encode(env));
+                put(atoms::column(), column.encode(env));
+            }
             EngineError::InvalidArgument(_)
             | EngineError::Closed
             | EngineError::Poisoned(_)

@@ -40,7 +40,7 @@ mod atoms {
         always, never, interval, all, pending, idle,
         op, path, errno, reason, found, supported, id, entry,
         buffered, incoming, limit,
-        metric, labels, points, nil, binary, list, skip, line,
+        metric, labels, points, nil, binary, list, skip, line, column,
         prometheus_text, json_lines, remote_write,
         type_ = "type", result, value, scalar, vector, matrix, string,
         lookback_delta, max_samples, timeout, subquery_step, json,

@@ -15,6 +15,7 @@ use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self as pp, Function, LabelModifier, VectorMatchCardinality};
 
+use super::syntax::{self, SyntaxError};
 use crate::index::Matcher;
 
 /// What an expression evaluates to.
@@ -253,8 +254,9 @@ pub const FUNCTIONS: &[&str] = &[
 /// Parses `query` for evaluation over `[start, end]` (milliseconds; equal
 /// for an instant query), which `@ start()` and `@ end()` refer to.
 ///
-/// Errors are messages for the user: the parser's, or what 2.42 refuses.
-pub fn parse(query: &str, start: i64, end: i64) -> Result<Expr, String> {
+/// Errors are for the user: the parser's, placed in the query where it can
+/// be (`syntax`), or what 2.42 refuses.
+pub fn parse(query: &str, start: i64, end: i64) -> Result<Expr, SyntaxError> {
     static HOLT_WINTERS: Once = Once::new();
     // Prometheus 3 renamed holt_winters; the crate follows it. 2.42 has it.
     HOLT_WINTERS.call_once(|| {
@@ -266,8 +268,13 @@ pub fn parse(query: &str, start: i64, end: i64) -> Result<Expr, String> {
             false,
         )]);
     });
-    let parsed = pp::parse(query).map_err(|e| format!("parse error: {e}"))?;
-    Convert { start, end }.expr(&parsed)
+    let parsed = pp::parse(query).map_err(|e| syntax::explain(query, &e))?;
+    Convert { start, end }
+        .expr(&parsed)
+        .map_err(|message| SyntaxError {
+            position: None,
+            message,
+        })
 }
 
 struct Convert {
@@ -337,7 +344,7 @@ impl Convert {
                 let op = bin_op(b.op)?;
                 let modifier = b.modifier.clone().unwrap_or_default();
                 if modifier.fill_values.lhs.is_some() || modifier.fill_values.rhs.is_some() {
-                    return Err("parse error: fill modifiers are not in Prometheus 2.42".into());
+                    return Err("fill modifiers are not in Prometheus 2.42".into());
                 }
                 let (on, labels) = match &modifier.matching {
                     Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
@@ -367,13 +374,13 @@ impl Convert {
                     },
                 }
             }
-            pp::Expr::Extension(_) => return Err("parse error: unsupported expression".into()),
+            pp::Expr::Extension(_) => return Err("unsupported expression".into()),
         })
     }
 
     fn selector(&self, vs: &pp::VectorSelector) -> Result<Selector, String> {
         if !vs.matchers.or_matchers.is_empty() {
-            return Err("parse error: `or` inside a selector is not in Prometheus 2.42".into());
+            return Err("`or` inside a selector is not in Prometheus 2.42".into());
         }
         let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
         if let Some(name) = &vs.name {
@@ -433,11 +440,7 @@ fn agg_op(op: TokenType) -> Result<AggOp, String> {
         token::T_BOTTOMK => AggOp::Bottomk,
         token::T_COUNT_VALUES => AggOp::CountValues,
         token::T_QUANTILE => AggOp::Quantile,
-        _ => {
-            return Err(format!(
-                "parse error: aggregation {op} is not in Prometheus 2.42"
-            ))
-        }
+        _ => return Err(format!("aggregation {op} is not in Prometheus 2.42")),
     })
 }
 
@@ -459,10 +462,6 @@ fn bin_op(op: TokenType) -> Result<BinOp, String> {
         token::T_LAND => BinOp::And,
         token::T_LOR => BinOp::Or,
         token::T_LUNLESS => BinOp::Unless,
-        _ => {
-            return Err(format!(
-                "parse error: operator {op} is not in Prometheus 2.42"
-            ))
-        }
+        _ => return Err(format!("operator {op} is not in Prometheus 2.42")),
     })
 }

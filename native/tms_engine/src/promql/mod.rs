@@ -14,6 +14,7 @@ pub mod json;
 mod numeric;
 mod range;
 pub mod source;
+pub mod syntax;
 mod tiered;
 pub mod value;
 
@@ -83,6 +84,8 @@ impl ErrorType {
 pub struct Error {
     pub error_type: ErrorType,
     pub message: String,
+    /// Where in the query a syntax error is.
+    pub position: Option<syntax::Position>,
 }
 
 impl Error {
@@ -90,6 +93,7 @@ impl Error {
         Error {
             error_type: ErrorType::BadData,
             message: message.into(),
+            position: None,
         }
     }
 
@@ -97,6 +101,7 @@ impl Error {
         Error {
             error_type: ErrorType::Execution,
             message: message.into(),
+            position: None,
         }
     }
 
@@ -104,6 +109,7 @@ impl Error {
         Error {
             error_type: ErrorType::Timeout,
             message: message.into(),
+            position: None,
         }
     }
 
@@ -111,6 +117,17 @@ impl Error {
         Error {
             error_type: ErrorType::Internal,
             message: message.into(),
+            position: None,
+        }
+    }
+
+    /// A query that does not parse: Prometheus' `line:column: parse error:
+    /// ...` message, the position also kept apart.
+    pub fn syntax(err: syntax::SyntaxError) -> Error {
+        Error {
+            error_type: ErrorType::BadData,
+            message: err.to_string(),
+            position: err.position,
         }
     }
 
@@ -131,6 +148,7 @@ impl From<Error> for EngineError {
         EngineError::Query {
             error_type: err.error_type.name(),
             message: err.message,
+            position: err.position.map(|p| (p.line, p.column)),
         }
     }
 }
@@ -143,6 +161,7 @@ impl From<EngineError> for Error {
             EngineError::Query {
                 error_type,
                 message,
+                position,
             } => Error {
                 error_type: match error_type {
                     "bad_data" => ErrorType::BadData,
@@ -151,6 +170,7 @@ impl From<EngineError> for Error {
                     _ => ErrorType::Internal,
                 },
                 message,
+                position: position.map(|(line, column)| syntax::Position { line, column }),
             },
             other => Error::storage(other),
         }
@@ -189,7 +209,7 @@ pub fn instant(
     t: i64,
     options: &Options,
 ) -> Result<QueryValue, Error> {
-    let expr = ast::parse(query, t, t).map_err(Error::bad_data)?;
+    let expr = ast::parse(query, t, t).map_err(Error::syntax)?;
     instant_expr(source, &expr, t, options)
 }
 
@@ -243,7 +263,7 @@ pub fn range(
             "end timestamp must not be before start time",
         ));
     }
-    let expr = ast::parse(query, start, end).map_err(Error::bad_data)?;
+    let expr = ast::parse(query, start, end).map_err(Error::syntax)?;
     range_expr(source, &expr, Steps { start, end, step }, options)
 }
 

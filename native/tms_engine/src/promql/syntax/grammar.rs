@@ -1,0 +1,425 @@
+//! A recognizer of promql-parser's grammar (`promql.y` of 0.11.1) over its
+//! lexer's tokens: the first token the grammar cannot take, and why.
+
+use promql_parser::parser::token::*;
+
+/// One lexeme: its token id and byte span in the query.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Token {
+    pub id: u16,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The first token the grammar cannot take: its offset (the query's length
+/// for the end of input) and a message naming it and what would fit.
+pub(super) struct Unexpected {
+    pub offset: usize,
+    pub message: String,
+}
+
+type Read = Result<(), Unexpected>;
+
+/// Whether `tokens` of `query` (ending with the lexer's end-of-input token)
+/// fit the grammar.
+pub(super) fn check(query: &str, tokens: Vec<Token>) -> Read {
+    Reader {
+        query,
+        tokens,
+        at: 0,
+    }
+    .query()
+}
+
+/// A recognizer of promql-parser's grammar over the lexer's tokens. It
+/// decides only whether the tokens fit the grammar, so precedence and
+/// associativity play no part; where the grammar is lenient (trailing
+/// commas, keywords as metric and label names) it is too.
+struct Reader<'q> {
+    query: &'q str,
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn query(&mut self) -> Read {
+        self.expr()?;
+        match self.peek() {
+            T_EOF => Ok(()),
+            _ => self.unexpected(None),
+        }
+    }
+
+    /// An operand, then any postfix modifiers and binary operators.
+    fn expr(&mut self) -> Read {
+        self.operand()?;
+        loop {
+            match self.peek() {
+                id if is_binary_operator(id) => {
+                    self.bump();
+                    self.binary_modifiers()?;
+                    self.operand()?;
+                }
+                T_LEFT_BRACKET => self.range_or_subquery()?,
+                T_OFFSET => self.offset()?,
+                T_AT => self.at_modifier()?,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn operand(&mut self) -> Read {
+        match self.peek() {
+            T_ADD | T_SUB => {
+                self.bump();
+                self.operand()
+            }
+            T_NUMBER | T_DURATION | T_STRING => {
+                self.bump();
+                Ok(())
+            }
+            T_LEFT_PAREN => {
+                self.bump();
+                self.expr()?;
+                self.expect(T_RIGHT_PAREN, "\")\"")
+            }
+            T_LEFT_BRACE => self.label_matchers(),
+            id if is_aggregation(id)
+                && matches!(self.peek_next(), T_LEFT_PAREN | T_BY | T_WITHOUT) =>
+            {
+                self.aggregation()
+            }
+            T_IDENTIFIER | T_START | T_END if self.peek_next() == T_LEFT_PAREN => {
+                self.bump();
+                self.call_arguments()
+            }
+            id if is_metric_name(id) => {
+                self.bump();
+                if self.peek() == T_LEFT_BRACE {
+                    self.label_matchers()?;
+                }
+                Ok(())
+            }
+            _ => self.unexpected(Some("an expression")),
+        }
+    }
+
+    fn aggregation(&mut self) -> Read {
+        self.bump();
+        let grouped_before = self.grouping()?;
+        self.call_arguments()?;
+        if !grouped_before {
+            self.grouping()?;
+        }
+        Ok(())
+    }
+
+    /// `by (...)` or `without (...)` if there; whether it was.
+    fn grouping(&mut self) -> Result<bool, Unexpected> {
+        if !matches!(self.peek(), T_BY | T_WITHOUT) {
+            return Ok(false);
+        }
+        self.bump();
+        self.label_list()?;
+        Ok(true)
+    }
+
+    /// `( expr, ... )` of a function call or an aggregation.
+    fn call_arguments(&mut self) -> Read {
+        self.expect(T_LEFT_PAREN, "\"(\"")?;
+        loop {
+            while self.peek() == T_COMMA {
+                self.bump();
+            }
+            if self.peek() == T_RIGHT_PAREN {
+                self.bump();
+                return Ok(());
+            }
+            self.expr()?;
+            match self.peek() {
+                T_COMMA => {}
+                T_RIGHT_PAREN => {
+                    self.bump();
+                    return Ok(());
+                }
+                _ => return self.unexpected(Some("\",\" or \")\"")),
+            }
+        }
+    }
+
+    /// `( label, ... )` of a grouping or vector matching.
+    fn label_list(&mut self) -> Read {
+        self.expect(T_LEFT_PAREN, "\"(\"")?;
+        loop {
+            if self.peek() == T_RIGHT_PAREN {
+                self.bump();
+                return Ok(());
+            }
+            match self.peek() {
+                id if is_label_name(id) || id == T_STRING => self.bump(),
+                _ => return self.unexpected(Some("a label name")),
+            }
+            match self.peek() {
+                T_COMMA => self.bump(),
+                T_RIGHT_PAREN => {}
+                _ => return self.unexpected(Some("\",\" or \")\"")),
+            }
+        }
+    }
+
+    /// `{ name op "value", ... }`.
+    fn label_matchers(&mut self) -> Read {
+        self.expect(T_LEFT_BRACE, "\"{\"")?;
+        loop {
+            match self.peek() {
+                T_RIGHT_BRACE => {
+                    self.bump();
+                    return Ok(());
+                }
+                T_COMMA | T_LOR => self.bump(),
+                T_IDENTIFIER => {
+                    self.bump();
+                    self.match_value()?;
+                }
+                T_STRING => {
+                    self.bump();
+                    if is_match_operator(self.peek()) {
+                        self.match_value()?;
+                    }
+                }
+                _ => return self.unexpected(Some("a label matcher")),
+            }
+        }
+    }
+
+    /// `op "value"` after a matcher's name, or nothing (the grammar also
+    /// takes an identifier for the value, and a doubled operator with or
+    /// without one, which its actions then refuse).
+    fn match_value(&mut self) -> Read {
+        if !is_match_operator(self.peek()) {
+            return match self.peek() {
+                T_COMMA | T_LOR | T_RIGHT_BRACE => Ok(()),
+                _ => self.unexpected(Some("a label matching operator")),
+            };
+        }
+        self.bump();
+        let doubled = is_match_operator(self.peek());
+        if doubled {
+            self.bump();
+        }
+        match self.peek() {
+            T_STRING | T_IDENTIFIER => {
+                self.bump();
+                Ok(())
+            }
+            _ if doubled => Ok(()),
+            _ => self.unexpected(Some("a string")),
+        }
+    }
+
+    /// `bool`, `on (...)`/`ignoring (...)`, `group_left`/`group_right` with
+    /// optional labels, and the fill modifiers the grammar knows.
+    fn binary_modifiers(&mut self) -> Read {
+        if self.peek() == T_BOOL {
+            self.bump();
+        }
+        if matches!(self.peek(), T_ON | T_IGNORING) {
+            self.bump();
+            self.label_list()?;
+        }
+        if matches!(self.peek(), T_GROUP_LEFT | T_GROUP_RIGHT) {
+            self.bump();
+            if self.peek() == T_LEFT_PAREN {
+                self.label_list()?;
+            }
+        }
+        while matches!(self.peek(), T_FILL | T_FILL_LEFT | T_FILL_RIGHT) {
+            self.bump();
+            self.expect(T_LEFT_PAREN, "\"(\"")?;
+            if matches!(self.peek(), T_ADD | T_SUB) {
+                self.bump();
+            }
+            self.expect(T_NUMBER, "a number")?;
+            self.expect(T_RIGHT_PAREN, "\")\"")?;
+        }
+        Ok(())
+    }
+
+    /// `[range]` or `[range:step]`, the step optional.
+    fn range_or_subquery(&mut self) -> Read {
+        self.bump();
+        if self.peek() == T_RIGHT_BRACKET {
+            self.bump();
+            return Ok(());
+        }
+        self.duration()?;
+        if self.peek() == T_COLON {
+            self.bump();
+            if self.peek() != T_RIGHT_BRACKET {
+                self.duration()?;
+            }
+        }
+        self.expect(T_RIGHT_BRACKET, "\"]\"")
+    }
+
+    fn offset(&mut self) -> Read {
+        self.bump();
+        if matches!(self.peek(), T_ADD | T_SUB) {
+            self.bump();
+        }
+        self.duration()
+    }
+
+    /// `@ time`, `@ start()` or `@ end()`.
+    fn at_modifier(&mut self) -> Read {
+        self.bump();
+        match self.peek() {
+            T_ADD | T_SUB => {
+                self.bump();
+                self.expect_number()
+            }
+            T_START | T_END => {
+                self.bump();
+                self.expect(T_LEFT_PAREN, "\"(\"")?;
+                self.expect(T_RIGHT_PAREN, "\")\"")
+            }
+            _ => self.expect_number(),
+        }
+    }
+
+    fn expect_number(&mut self) -> Read {
+        match self.peek() {
+            T_NUMBER | T_DURATION => {
+                self.bump();
+                Ok(())
+            }
+            _ => self.unexpected(Some("a number")),
+        }
+    }
+
+    fn duration(&mut self) -> Read {
+        match self.peek() {
+            T_DURATION | T_NUMBER => {
+                self.bump();
+                Ok(())
+            }
+            _ => self.unexpected(Some("a duration")),
+        }
+    }
+
+    fn expect(&mut self, id: u16, what: &str) -> Read {
+        if self.peek() == id {
+            self.bump();
+            Ok(())
+        } else {
+            self.unexpected(Some(what))
+        }
+    }
+
+    fn peek(&self) -> u16 {
+        self.tokens.get(self.at).map_or(T_EOF, |t| t.id)
+    }
+
+    fn peek_next(&self) -> u16 {
+        self.tokens.get(self.at + 1).map_or(T_EOF, |t| t.id)
+    }
+
+    fn bump(&mut self) {
+        self.at += 1;
+    }
+
+    /// Fails at the current token, saying what it is and what would fit.
+    fn unexpected(&self, expected: Option<&str>) -> Read {
+        let (offset, found) = match self.tokens.get(self.at) {
+            Some(t) if t.id != T_EOF => (t.start, self.describe(*t)),
+            _ => (self.query.len(), "end of input".to_string()),
+        };
+        let message = match expected {
+            Some(what) => format!("unexpected {found}, expected {what}"),
+            None => format!("unexpected {found}"),
+        };
+        Err(Unexpected { offset, message })
+    }
+
+    fn describe(&self, t: Token) -> String {
+        let text = &self.query[t.start..t.end];
+        match t.id {
+            T_IDENTIFIER | T_METRIC_IDENTIFIER => format!("identifier {text:?}"),
+            T_NUMBER => format!("number {text:?}"),
+            T_DURATION => format!("duration {text:?}"),
+            T_STRING => format!("string {text}"),
+            _ => format!("{text:?}"),
+        }
+    }
+}
+
+const BINARY_OPERATORS: &[u16] = &[
+    T_ADD, T_SUB, T_MUL, T_DIV, T_MOD, T_POW, T_ATAN2, T_EQLC, T_NEQ, T_GTR, T_GTE, T_LSS, T_LTE,
+    T_LAND, T_LOR, T_LUNLESS,
+];
+
+const AGGREGATIONS: &[u16] = &[
+    T_AVG,
+    T_BOTTOMK,
+    T_COUNT,
+    T_COUNT_VALUES,
+    T_GROUP,
+    T_MAX,
+    T_MIN,
+    T_QUANTILE,
+    T_STDDEV,
+    T_STDVAR,
+    T_SUM,
+    T_TOPK,
+    T_LIMITK,
+    T_LIMIT_RATIO,
+];
+
+/// With the aggregations, the grammar's `metric_identifier`: the keywords it
+/// lets name a metric.
+const METRIC_NAMES: &[u16] = &[
+    T_IDENTIFIER,
+    T_METRIC_IDENTIFIER,
+    T_BY,
+    T_WITHOUT,
+    T_FILL,
+    T_FILL_LEFT,
+    T_FILL_RIGHT,
+    T_LAND,
+    T_LOR,
+    T_LUNLESS,
+    T_OFFSET,
+    T_START,
+    T_END,
+];
+
+/// With the metric names, the grammar's `maybe_label`: the keywords it lets
+/// name a label.
+const LABEL_NAMES: &[u16] = &[
+    T_BOOL,
+    T_GROUP_LEFT,
+    T_GROUP_RIGHT,
+    T_IGNORING,
+    T_ON,
+    T_ATAN2,
+];
+
+fn is_binary_operator(id: u16) -> bool {
+    BINARY_OPERATORS.contains(&id)
+}
+
+fn is_match_operator(id: u16) -> bool {
+    matches!(id, T_EQL | T_NEQ | T_EQL_REGEX | T_NEQ_REGEX)
+}
+
+fn is_aggregation(id: u16) -> bool {
+    AGGREGATIONS.contains(&id)
+}
+
+fn is_metric_name(id: u16) -> bool {
+    is_aggregation(id) || METRIC_NAMES.contains(&id)
+}
+
+fn is_label_name(id: u16) -> bool {
+    is_metric_name(id) || LABEL_NAMES.contains(&id)
+}
