@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the engine's hot paths: a raw batch decoded,
 //! logged and buffered; a resolve that hits; a day's chunk encoded and
-//! decoded; a 30-day query from rollup tiers. `cargo bench
+//! decoded; a 30-day query from rollup tiers; dashboard PromQL over flushed
+//! histogram buckets. `cargo bench
 //! --no-default-features` in native/tms_engine.
 
 // A benchmark that cannot set up should stop loudly.
@@ -11,6 +12,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tms_engine::engine::{Config, Engine, FlushScope, OnDamage, QuerySpec};
 use tms_engine::ingest::{Format, ImportOptions};
+use tms_engine::promql;
 use tms_engine::query::Agg;
 use tms_engine::rollup::Tier;
 use tms_engine::storage::chunk;
@@ -297,11 +299,76 @@ fn rollup_paths(c: &mut Criterion) {
     );
 }
 
+/// 20 hosts' request-duration histograms (4 handlers x 10 buckets, 800
+/// series), scraped every 2 s for 40 minutes and flushed, as
+/// `bench/promql.exs` has the real scrape; range queries over the last hour
+/// at a 15 s step, the chunks cached (the queries repeat).
+fn promql_paths(c: &mut Criterion) {
+    let (_dir, engine) = unbounded_engine();
+    let les = [
+        "0.1", "0.2", "0.4", "1", "3", "8", "20", "60", "120", "+Inf",
+    ];
+    let mut raw = Vec::new();
+    let (scrapes, every) = (1200i64, 2_000i64);
+    for host in 0..20 {
+        let host = format!("host_{host}");
+        for handler in ["/api/v1/query", "/api/v1/write", "/metrics", "/-/ready"] {
+            for (b, le) in les.iter().enumerate() {
+                let id = engine
+                    .resolve(
+                        "http_request_duration_seconds_bucket",
+                        &mut [("handler", handler), ("host", host.as_str()), ("le", le)],
+                    )
+                    .expect("resolve");
+                for t in 0..scrapes {
+                    // Cumulative counts: each bucket holds more than the last.
+                    let v = (t * (b as i64 + 1) + t / 7) as f64;
+                    raw.extend_from_slice(&id.to_le_bytes());
+                    raw.extend_from_slice(&(t * every + 7).to_le_bytes());
+                    raw.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+            }
+        }
+    }
+    engine.write_raw(&raw).expect("write");
+    engine.flush(FlushScope::All).expect("flush");
+    let end = scrapes * every;
+    let steps = (end - 3_600_000, end, 15_000);
+    let options = promql::Options::default();
+    let mut group = c.benchmark_group("promql");
+    for (name, query) in [
+        (
+            "histogram_quantile of a sum by le of rates, 800 series",
+            "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
+        ),
+        (
+            "sum by handler of rates, 800 series",
+            "sum by (handler) (rate(http_request_duration_seconds_bucket[1m]))",
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                promql::range(
+                    &engine,
+                    black_box(query),
+                    steps.0,
+                    steps.1,
+                    steps.2,
+                    &options,
+                )
+                .expect("query")
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     engine_paths,
     import_paths,
     chunk_paths,
-    rollup_paths
+    rollup_paths,
+    promql_paths
 );
 criterion_main!(benches);

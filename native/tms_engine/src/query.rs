@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::summary::Summary;
-use crate::types::{interval_start, sort_dedup, Point};
+use crate::types::{interval_start, is_stale, sort_dedup, Point};
 
 /// Merges runs of points, each sorted and deduplicated and ordered oldest
 /// write first, into one sorted run where, for equal timestamps, the point
@@ -32,18 +32,48 @@ pub fn range_of(points: &[Point], from: i64, to: i64) -> Range<usize> {
     start..end.max(start)
 }
 
+/// A chunk's points as the cache keeps them, with what a query would
+/// otherwise work out from them on every read (a pass over every point,
+/// which for a query over many series costs as much as the query's own
+/// arithmetic). Both facts hold for any part of the chunk.
+#[derive(Debug)]
+pub struct DecodedChunk {
+    pub points: Vec<Point>,
+    /// No point is a staleness marker.
+    pub no_stale: bool,
+    /// No value is lower than the one before it (a counter that never
+    /// reset); a NaN anywhere makes it false.
+    pub never_falls: bool,
+}
+
+impl DecodedChunk {
+    pub fn new(points: Vec<Point>) -> DecodedChunk {
+        // Branch-free folds: they vectorise, and nearly every chunk
+        // passes to its end.
+        let no_stale = points.iter().fold(true, |none, p| none & !is_stale(p.1));
+        let never_falls = points
+            .windows(2)
+            .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1));
+        DecodedChunk {
+            points,
+            no_stale,
+            never_falls,
+        }
+    }
+}
+
 /// A sorted run of a series' points: part of a cached chunk (shared, not
 /// copied) or points of its own.
 #[derive(Debug, Clone)]
 pub enum Run {
-    Shared(Arc<Vec<Point>>, Range<usize>),
+    Shared(Arc<DecodedChunk>, Range<usize>),
     Owned(Vec<Point>),
 }
 
 impl Run {
     fn as_slice(&self) -> &[Point] {
         match self {
-            Run::Shared(chunk, range) => &chunk[range.clone()],
+            Run::Shared(chunk, range) => &chunk.points[range.clone()],
             Run::Owned(points) => points,
         }
     }
@@ -104,6 +134,20 @@ impl Points {
     /// True when there is no point.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// True when it is known, without a pass, that no point is a staleness
+    /// marker: every run is part of a cached chunk that has none.
+    pub fn known_no_stale(&self) -> bool {
+        self.runs
+            .iter()
+            .all(|run| matches!(run, Run::Shared(chunk, _) if chunk.no_stale))
+    }
+
+    /// True when it is known, without a pass, that no value is lower than
+    /// the one before: one run, part of a cached chunk where none is.
+    pub fn known_never_falls(&self) -> bool {
+        matches!(self.runs.as_slice(), [Run::Shared(chunk, _)] if chunk.never_falls)
     }
 }
 
@@ -276,6 +320,7 @@ pub fn finalize(buckets: &Buckets, agg: Agg, step_seconds: f64) -> Vec<Point> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::STALE_NAN;
 
     #[test]
     fn newer_runs_win_equal_timestamps() {
@@ -288,8 +333,23 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_chunk_knows_its_staleness_markers_and_falls() {
+        let rising = DecodedChunk::new(vec![(1, 1.0), (2, 1.0), (3, 4.0)]);
+        assert!(rising.no_stale && rising.never_falls);
+        let reset = DecodedChunk::new(vec![(1, 5.0), (2, 1.0)]);
+        assert!(reset.no_stale && !reset.never_falls);
+        let stale = DecodedChunk::new(vec![(1, 1.0), (2, f64::from_bits(STALE_NAN))]);
+        assert!(!stale.no_stale && !stale.never_falls);
+        // Known only of shared runs; one of its own needs a look.
+        let shared = Points::from_runs(vec![Run::Shared(Arc::new(rising), 0..3)]);
+        assert!(shared.known_no_stale() && shared.known_never_falls());
+        let owned = Points::owned(vec![(1, 1.0)]);
+        assert!(!owned.known_no_stale() && !owned.known_never_falls());
+    }
+
+    #[test]
     fn disjoint_runs_stay_shared_and_overlapping_ones_merge() {
-        let chunk = Arc::new(vec![(5, 1.0), (6, 1.0), (7, 1.0)]);
+        let chunk = Arc::new(DecodedChunk::new(vec![(5, 1.0), (6, 1.0), (7, 1.0)]));
         let points = Points::from_runs(vec![
             Run::Shared(Arc::clone(&chunk), 1..3),
             Run::Owned(vec![(1, 2.0)]),

@@ -17,7 +17,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use tms_engine::engine::Engine;
+use tms_engine::engine::{Config, Engine, FlushScope};
 use tms_engine::promql::ast::{self, Expr};
 use tms_engine::promql::{self, syntax, Labels, Options, QueryValue, Steps};
 use tms_engine::types::STALE_NAN;
@@ -48,29 +48,35 @@ fn prometheus_2_42_promql_test_files_pass() {
         .collect();
     files.sort();
     let (mut passed, mut failed, mut skipped, mut runs) = (0, Vec::new(), 0, 0);
-    for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let text = std::fs::read_to_string(file).unwrap();
-        let mut run = Runner::new();
-        for cmd in parse_script(&text) {
-            match cmd {
-                Command::Clear => run = Runner::new(),
-                Command::Load { interval, series } => run.load(interval, &series),
-                Command::Eval(eval) => {
-                    if SKIPPED
-                        .iter()
-                        .any(|(f, q, _)| *f == name && *q == eval.query)
-                    {
-                        skipped += 1;
-                        continue;
-                    }
-                    match run.check(&eval) {
-                        Ok(n) => {
-                            passed += 1;
-                            runs += n;
+    // Each file twice: its points buffered, and flushed to chunks (which
+    // the evaluator reads through the chunk cache, with what it knows of
+    // their points).
+    for stored in [Stored::Buffered, Stored::Flushed] {
+        for file in &files {
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            let text = std::fs::read_to_string(file).unwrap();
+            let mut run = Runner::new(stored);
+            for cmd in parse_script(&text) {
+                match cmd {
+                    Command::Clear => run = Runner::new(stored),
+                    Command::Load { interval, series } => run.load(interval, &series),
+                    Command::Eval(eval) => {
+                        if SKIPPED
+                            .iter()
+                            .any(|(f, q, _)| *f == name && *q == eval.query)
+                        {
+                            skipped += 1;
+                            continue;
                         }
-                        Err(why) => {
-                            failed.push(format!("{name}:{}: {}\n    {why}", eval.line, eval.query))
+                        match run.check(&eval) {
+                            Ok(n) => {
+                                passed += 1;
+                                runs += n;
+                            }
+                            Err(why) => failed.push(format!(
+                                "{name}:{} ({stored:?}): {}\n    {why}",
+                                eval.line, eval.query
+                            )),
                         }
                     }
                 }
@@ -78,7 +84,7 @@ fn prometheus_2_42_promql_test_files_pass() {
         }
     }
     eprintln!(
-        "PromQL conformance: {passed} evals passed ({runs} evaluation times, each instant and range), {} failed, {skipped} skipped",
+        "PromQL conformance, buffered and flushed: {passed} evals passed ({runs} evaluation times, each instant and range), {} failed, {skipped} skipped",
         failed.len()
     );
     assert!(
@@ -113,16 +119,33 @@ enum Expected {
     Vector(Vec<(Labels, f64)>),
 }
 
+/// Where a run keeps the points it loads.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Buffered,
+    Flushed,
+}
+
 struct Runner {
     _dir: tempfile::TempDir,
     engine: Engine,
+    stored: Stored,
 }
 
 impl Runner {
-    fn new() -> Runner {
+    fn new(stored: Stored) -> Runner {
         let dir = tempfile::tempdir().unwrap();
-        let engine = common::open(dir.path());
-        Runner { _dir: dir, engine }
+        // Flushed: a day's partitions, so that a series is one chunk (one
+        // run, shared with the cache) as in a store flushed hourly.
+        let engine = match stored {
+            Stored::Buffered => common::open(dir.path()),
+            Stored::Flushed => Engine::open(dir.path(), Config::scratch()).unwrap(),
+        };
+        Runner {
+            _dir: dir,
+            engine,
+            stored,
+        }
     }
 
     fn load(&mut self, interval: i64, series: &[(Labels, Vec<Option<f64>>)]) {
@@ -147,6 +170,9 @@ impl Runner {
         }
         for chunk in raw.chunks(24 * 10_000) {
             self.engine.write_raw(chunk).unwrap();
+        }
+        if let Stored::Flushed = self.stored {
+            self.engine.flush(FlushScope::All).unwrap();
         }
     }
 

@@ -11,9 +11,9 @@ use super::Engine;
 use crate::error::{EngineError, Result};
 use moka::sync::Cache;
 
+use crate::query::DecodedChunk;
 use crate::storage::segment::ColumnCache;
 use crate::storage::{ChunkRef, Segment};
-use crate::types::Point;
 
 /// What a query does when a chunk it needs is damaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,7 +54,7 @@ impl ColumnCache for SharedColumns<'_> {
 
 impl Engine {
     /// A chunk's points, from the cache or read and decoded.
-    pub(super) fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<Vec<Point>>> {
+    pub(super) fn chunk_points(&self, chunk: &ChunkRef) -> Result<Arc<DecodedChunk>> {
         let key = (chunk.segment.seq, chunk.index as u32);
         if let Some(points) = self.cache.get(&key) {
             Stats::bump(&self.stats.cache_hits);
@@ -72,7 +72,7 @@ impl Engine {
             .read_chunk(chunk.index, &mut SharedColumns(&self.columns))
         {
             Ok(points) => {
-                let points = Arc::new(points);
+                let points = Arc::new(DecodedChunk::new(points));
                 self.cache.insert(key, Arc::clone(&points));
                 Ok(points)
             }

@@ -44,11 +44,12 @@ use crate::files::DirLock;
 use crate::hash::FastBuildHasher;
 use crate::ingest::Sequences;
 use crate::layout::Layout;
+use crate::query::DecodedChunk;
 use crate::registry::Registry;
 use crate::rollup::TierIndex;
 use crate::series_key::SeriesKey;
 use crate::storage::ChunkIndex;
-use crate::types::{Point, SeriesId};
+use crate::types::SeriesId;
 use crate::wal::{Syncer, Wal};
 
 pub use crate::batch::{BatchSeries, LabeledBatch, MAX_BATCH_POINTS};
@@ -74,7 +75,7 @@ pub struct Engine {
     /// Per tier, the time before which its rows are past its retention.
     tier_cutoffs: Vec<AtomicI64>,
     /// Decoded chunks by (segment seq, chunk index), weighed in bytes.
-    cache: Cache<(u64, u32), Arc<Vec<Point>>>,
+    cache: Cache<(u64, u32), Arc<DecodedChunk>>,
     /// Decoded timestamp columns by (segment seq, column index).
     columns: Cache<(u64, u32), Arc<[i64]>>,
     /// Chunks found unreadable, by (segment seq, chunk index): read once.

@@ -17,6 +17,7 @@ use crate::error::{EngineError, Result};
 use crate::files::{ensure_dir, remove_stale_tmp, DirLock};
 use crate::ingest::Sequences;
 use crate::layout::Layout;
+use crate::query::DecodedChunk;
 use crate::registry::Registry;
 use crate::retention;
 use crate::rollup::TierIndex;
@@ -94,7 +95,7 @@ impl Engine {
         let columns_bytes = config.cache_bytes / 8;
         let cache = Cache::builder()
             .max_capacity(config.cache_bytes - columns_bytes)
-            .weigher(|_, points: &Arc<Vec<Point>>| weight(points.len(), size_of::<Point>()))
+            .weigher(|_, chunk: &Arc<DecodedChunk>| weight(chunk.points.len(), size_of::<Point>()))
             .build();
         let columns = Cache::builder()
             .max_capacity(columns_bytes)

@@ -263,7 +263,7 @@ impl Engine {
         let runs = decoded
             .into_iter()
             .map(|chunk| {
-                let range = query::range_of(&chunk, from, to);
+                let range = query::range_of(&chunk.points, from, to);
                 Run::Shared(chunk, range)
             })
             .chain(buffered.into_iter().map(Run::Owned))

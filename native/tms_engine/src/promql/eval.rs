@@ -246,7 +246,7 @@ impl<'a> Evaluator<'a> {
             Expr::Range { selector, range } => {
                 let mut series = self.fetch(selector, steps, *range)?;
                 for s in &mut series {
-                    s.points.remove(|p| is_stale(p.1));
+                    s.points.remove_stale();
                 }
                 series.retain(|s| !s.points.is_empty());
                 Ok((

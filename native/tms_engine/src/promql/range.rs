@@ -37,12 +37,15 @@ struct SeriesFacts {
 }
 
 impl SeriesFacts {
-    fn of(func: &str, points: &[(i64, f64)]) -> SeriesFacts {
+    /// `known_never_falls`: the storage knows the points never fall, so
+    /// there is no need to look.
+    fn of(func: &str, points: &[(i64, f64)], known_never_falls: bool) -> SeriesFacts {
         SeriesFacts {
             monotonic: matches!(func, "rate" | "increase")
-                && points
-                    .windows(2)
-                    .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1)),
+                && (known_never_falls
+                    || points
+                        .windows(2)
+                        .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1))),
             prefix: matches!(func, "sum_over_time" | "avg_over_time")
                 .then(|| PrefixSums::new(points))
                 .flatten(),
@@ -157,7 +160,7 @@ fn raw(
     let one = |series: &Raw| -> Result<Option<Series>, EngineError> {
         let mut values = vec![None; n];
         let mut present = false;
-        let facts = SeriesFacts::of(func, &series.points);
+        let facts = SeriesFacts::of(func, &series.points, series.points.known_never_falls());
         for (step, start, end, range) in windowing.windows(&series.points, steps) {
             if range.is_empty() {
                 continue;
@@ -432,7 +435,7 @@ mod tests {
             vec![f64::MAX, f64::MAX, f64::MAX],
         ] {
             let points = points(&values);
-            let facts = SeriesFacts::of("avg_over_time", &points);
+            let facts = SeriesFacts::of("avg_over_time", &points, false);
             let w = Window {
                 points: &points,
                 start: 0,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use super::Error;
 use crate::query::Points;
+use crate::types::is_stale;
 
 /// Label pairs sorted by name, `__name__` among them; never an empty value.
 pub type Labels = Vec<(String, String)>;
@@ -48,14 +49,24 @@ impl Samples {
         }
     }
 
-    /// Drops the points `drop` selects, copying only when one is found.
-    pub fn remove(&mut self, drop: impl Fn(&(i64, f64)) -> bool) {
+    /// Drops staleness markers, copying only when there is one; no pass at
+    /// all over a cached chunk known to have none.
+    pub fn remove_stale(&mut self) {
+        if matches!(self, Samples::Shared(points) if points.known_no_stale()) {
+            return;
+        }
         // No early exit: a branch-free pass, as nearly every series keeps
         // every point.
-        if self.iter().fold(false, |found, p| found | drop(p)) {
-            let kept = self.iter().filter(|p| !drop(p)).copied().collect();
+        if self.iter().fold(false, |found, p| found | is_stale(p.1)) {
+            let kept = self.iter().filter(|p| !is_stale(p.1)).copied().collect();
             *self = Samples::Owned(kept);
         }
+    }
+
+    /// True when it is known without a pass that no value is lower than
+    /// the one before (see [`Points::known_never_falls`]).
+    pub fn known_never_falls(&self) -> bool {
+        matches!(self, Samples::Shared(points) if points.known_never_falls())
     }
 }
 
