@@ -120,3 +120,32 @@ fn refusals_about_types_keep_the_parser_message() {
     assert_eq!(explained.position, None);
     assert_eq!(explained.to_string(), format!("parse error: {message}"));
 }
+
+#[test]
+fn queries_nesting_past_the_limit_are_refused_where_they_get_too_deep() {
+    let at_limit = vec!["x"; 100].join(" + ");
+    assert!(ast::parse(&at_limit, 0, 0).is_ok());
+    let past = vec!["x"; 102].join(" + ");
+    let refused = ast::parse(&past, 0, 0).unwrap_err();
+    assert_eq!(
+        refused.position,
+        Some(Position {
+            line: 1,
+            column: 4 * 100 + 3
+        })
+    );
+    assert!(
+        refused.message.contains("deeper than 100 levels"),
+        "{refused}"
+    );
+    let parens = format!("{}x{}", "(".repeat(5_000), ")".repeat(5_000));
+    assert!(ast::parse(&parens, 0, 0).is_err());
+    // Matchers' `!=` is not an operator.
+    let matchers = format!("x{{{}}}", vec!["a!=\"b\""; 150].join(","));
+    assert!(ast::parse(&matchers, 0, 0).is_ok());
+}
+
+#[test]
+fn a_parser_panic_is_a_refusal() {
+    assert!(ast::parse("x offset Inf", 0, 0).is_err());
+}

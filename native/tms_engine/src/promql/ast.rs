@@ -268,7 +268,11 @@ pub fn parse(query: &str, start: i64, end: i64) -> Result<Expr, SyntaxError> {
             false,
         )]);
     });
-    let parsed = pp::parse(query).map_err(|e| syntax::explain(query, &e))?;
+    syntax::check_nesting(query)?;
+    // promql-parser panics on some input (`x offset Inf`): a refusal too.
+    let parsed = std::panic::catch_unwind(|| pp::parse(query))
+        .unwrap_or_else(|_| Err("the parser failed on this query".to_string()))
+        .map_err(|e| syntax::explain(query, &e))?;
     Convert { start, end }
         .expr(&parsed)
         .map_err(|message| SyntaxError {

@@ -11,14 +11,22 @@ pub(super) struct Token {
     pub end: usize,
 }
 
-/// The first token the grammar cannot take: its offset (the query's length
-/// for the end of input) and a message naming it and what would fit.
-pub(super) struct Unexpected {
-    pub offset: usize,
-    pub message: String,
+/// Why the reading stopped.
+pub(super) enum Stop {
+    /// The first token the grammar cannot take: its offset (the query's
+    /// length for the end of input) and a message naming it and what
+    /// would fit.
+    Unexpected { offset: usize, message: String },
+    /// Expressions nest deeper than [`MAX_DEPTH`]: the reader, which
+    /// recurses, stops there rather than risk the thread's stack.
+    TooDeep,
 }
 
-type Read = Result<(), Unexpected>;
+/// How deep expressions may nest for the reader to look (a dirty
+/// scheduler's stack is 320 KiB; a level costs well under 1 KiB).
+pub(super) const MAX_DEPTH: usize = 100;
+
+type Read = Result<(), Stop>;
 
 /// Whether `tokens` of `query` (ending with the lexer's end-of-input token)
 /// fit the grammar.
@@ -27,6 +35,7 @@ pub(super) fn check(query: &str, tokens: Vec<Token>) -> Read {
         query,
         tokens,
         at: 0,
+        depth: 0,
     }
     .query()
 }
@@ -39,6 +48,8 @@ struct Reader<'q> {
     query: &'q str,
     tokens: Vec<Token>,
     at: usize,
+    /// Expressions open around the current token.
+    depth: usize,
 }
 
 impl Reader<'_> {
@@ -52,6 +63,16 @@ impl Reader<'_> {
 
     /// An operand, then any postfix modifiers and binary operators.
     fn expr(&mut self) -> Read {
+        if self.depth == MAX_DEPTH {
+            return Err(Stop::TooDeep);
+        }
+        self.depth += 1;
+        let read = self.expr_inside();
+        self.depth -= 1;
+        read
+    }
+
+    fn expr_inside(&mut self) -> Read {
         self.operand()?;
         loop {
             match self.peek() {
@@ -69,11 +90,11 @@ impl Reader<'_> {
     }
 
     fn operand(&mut self) -> Read {
+        // Unary signs, any number of them, without recursion.
+        while matches!(self.peek(), T_ADD | T_SUB) {
+            self.bump();
+        }
         match self.peek() {
-            T_ADD | T_SUB => {
-                self.bump();
-                self.operand()
-            }
             T_NUMBER | T_DURATION | T_STRING => {
                 self.bump();
                 Ok(())
@@ -115,7 +136,7 @@ impl Reader<'_> {
     }
 
     /// `by (...)` or `without (...)` if there; whether it was.
-    fn grouping(&mut self) -> Result<bool, Unexpected> {
+    fn grouping(&mut self) -> Result<bool, Stop> {
         if !matches!(self.peek(), T_BY | T_WITHOUT) {
             return Ok(false);
         }
@@ -124,20 +145,26 @@ impl Reader<'_> {
         Ok(true)
     }
 
-    /// `( expr, ... )` of a function call or an aggregation.
+    /// `( expr, ... )` of a function call or an aggregation: no comma
+    /// before the first argument, any number between and after them.
     fn call_arguments(&mut self) -> Read {
         self.expect(T_LEFT_PAREN, "\"(\"")?;
+        if self.peek() == T_RIGHT_PAREN {
+            self.bump();
+            return Ok(());
+        }
         loop {
-            while self.peek() == T_COMMA {
-                self.bump();
-            }
-            if self.peek() == T_RIGHT_PAREN {
-                self.bump();
-                return Ok(());
-            }
             self.expr()?;
             match self.peek() {
-                T_COMMA => {}
+                T_COMMA => {
+                    while self.peek() == T_COMMA {
+                        self.bump();
+                    }
+                    if self.peek() == T_RIGHT_PAREN {
+                        self.bump();
+                        return Ok(());
+                    }
+                }
                 T_RIGHT_PAREN => {
                     self.bump();
                     return Ok(());
@@ -167,28 +194,49 @@ impl Reader<'_> {
         }
     }
 
-    /// `{ name op "value", ... }`.
+    /// `{ name op "value", ... }`: matchers apart by `,` (or `or`), a
+    /// trailing `,` allowed, and `{,}`.
     fn label_matchers(&mut self) -> Read {
         self.expect(T_LEFT_BRACE, "\"{\"")?;
+        if self.peek() == T_COMMA && self.peek_next() == T_RIGHT_BRACE {
+            self.bump();
+        }
+        if self.peek() == T_RIGHT_BRACE {
+            self.bump();
+            return Ok(());
+        }
         loop {
+            self.label_matcher()?;
             match self.peek() {
                 T_RIGHT_BRACE => {
                     self.bump();
                     return Ok(());
                 }
-                T_COMMA | T_LOR => self.bump(),
-                T_IDENTIFIER => {
+                T_COMMA if self.peek_next() == T_RIGHT_BRACE => {
                     self.bump();
+                    self.bump();
+                    return Ok(());
+                }
+                T_COMMA | T_LOR => self.bump(),
+                _ => return self.unexpected(Some("\",\" or \"}\"")),
+            }
+        }
+    }
+
+    fn label_matcher(&mut self) -> Read {
+        match self.peek() {
+            T_IDENTIFIER => {
+                self.bump();
+                self.match_value()
+            }
+            T_STRING => {
+                self.bump();
+                if is_match_operator(self.peek()) {
                     self.match_value()?;
                 }
-                T_STRING => {
-                    self.bump();
-                    if is_match_operator(self.peek()) {
-                        self.match_value()?;
-                    }
-                }
-                _ => return self.unexpected(Some("a label matcher")),
+                Ok(())
             }
+            _ => self.unexpected(Some("a label matcher")),
         }
     }
 
@@ -220,18 +268,23 @@ impl Reader<'_> {
     /// `bool`, `on (...)`/`ignoring (...)`, `group_left`/`group_right` with
     /// optional labels, and the fill modifiers the grammar knows.
     fn binary_modifiers(&mut self) -> Read {
-        if self.peek() == T_BOOL {
+        let boolean = self.peek() == T_BOOL;
+        if boolean {
             self.bump();
         }
         if matches!(self.peek(), T_ON | T_IGNORING) {
             self.bump();
             self.label_list()?;
-        }
-        if matches!(self.peek(), T_GROUP_LEFT | T_GROUP_RIGHT) {
-            self.bump();
-            if self.peek() == T_LEFT_PAREN {
-                self.label_list()?;
+            if matches!(self.peek(), T_GROUP_LEFT | T_GROUP_RIGHT) {
+                self.bump();
+                if self.peek() == T_LEFT_PAREN {
+                    self.label_list()?;
+                }
             }
+        } else if !boolean && matches!(self.peek(), T_GROUP_LEFT | T_GROUP_RIGHT) {
+            // Without `on`/`ignoring` the labels are not optional.
+            self.bump();
+            self.label_list()?;
         }
         while matches!(self.peek(), T_FILL | T_FILL_LEFT | T_FILL_RIGHT) {
             self.bump();
@@ -338,7 +391,7 @@ impl Reader<'_> {
             Some(what) => format!("unexpected {found}, expected {what}"),
             None => format!("unexpected {found}"),
         };
-        Err(Unexpected { offset, message })
+        Err(Stop::Unexpected { offset, message })
     }
 
     fn describe(&self, t: Token) -> String {
@@ -393,18 +446,30 @@ const METRIC_NAMES: &[u16] = &[
     T_END,
 ];
 
-/// With the metric names, the grammar's `maybe_label`: the keywords it lets
-/// name a label.
+/// With the aggregations, the grammar's `maybe_label`: the keywords it lets
+/// name a label (`without` is not one).
 const LABEL_NAMES: &[u16] = &[
+    T_IDENTIFIER,
+    T_METRIC_IDENTIFIER,
     T_BOOL,
+    T_BY,
+    T_FILL,
+    T_FILL_LEFT,
+    T_FILL_RIGHT,
     T_GROUP_LEFT,
     T_GROUP_RIGHT,
     T_IGNORING,
+    T_LAND,
+    T_LOR,
+    T_LUNLESS,
+    T_OFFSET,
     T_ON,
+    T_START,
+    T_END,
     T_ATAN2,
 ];
 
-fn is_binary_operator(id: u16) -> bool {
+pub(super) fn is_binary_operator(id: u16) -> bool {
     BINARY_OPERATORS.contains(&id)
 }
 
@@ -421,5 +486,5 @@ fn is_metric_name(id: u16) -> bool {
 }
 
 fn is_label_name(id: u16) -> bool {
-    is_metric_name(id) || LABEL_NAMES.contains(&id)
+    is_aggregation(id) || LABEL_NAMES.contains(&id)
 }

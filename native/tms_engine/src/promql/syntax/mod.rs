@@ -13,8 +13,11 @@ mod grammar;
 
 use lrpar::{Lexeme, Lexer};
 use promql_parser::parser::lexer;
+use promql_parser::parser::token::{
+    T_AT, T_LEFT_BRACE, T_LEFT_BRACKET, T_LEFT_PAREN, T_OFFSET, T_RIGHT_BRACE, T_RIGHT_PAREN,
+};
 
-use grammar::{Token, Unexpected};
+use grammar::{Stop, Token};
 
 /// Where in a query an error is: 1-based line, and 1-based byte column
 /// within that line (Prometheus counts bytes, as Go strings do).
@@ -56,6 +59,48 @@ impl std::fmt::Display for SyntaxError {
     }
 }
 
+/// How deep a query may nest, counting each open parenthesis and, over the
+/// whole query, each operator, range or subquery bracket, `offset` and `@`
+/// (a bound on its syntax tree's depth). The parser, the conversion and
+/// the evaluator all recurse, and a query's NIF runs on a dirty
+/// scheduler's 320 KiB stack: in a release build on such a stack a chain
+/// of 200 `+` overflowed it and 175 did not, nor did 200 nested
+/// parentheses or unary minus signs, so 100 leaves room.
+pub const MAX_NESTING: usize = 100;
+
+/// Refuses a query deeper than [`MAX_NESTING`], placed at the token where
+/// it gets too deep; a query the lexer refuses is left to the parser.
+pub fn check_nesting(query: &str) -> Result<(), SyntaxError> {
+    let Ok(lexed) = lexer(query) else {
+        return Ok(());
+    };
+    let (mut open, mut levels, mut in_braces) = (0usize, 0usize, false);
+    for lexeme in lexed.iter().filter_map(Result::ok) {
+        let id = lexeme.tok_id();
+        match id {
+            // Matchers' operators (`!=`) are not the expression's.
+            T_LEFT_BRACE => in_braces = true,
+            T_RIGHT_BRACE => in_braces = false,
+            _ if in_braces => {}
+            T_LEFT_PAREN => open += 1,
+            T_RIGHT_PAREN => open = open.saturating_sub(1),
+            T_LEFT_BRACKET | T_OFFSET | T_AT => levels += 1,
+            _ if grammar::is_binary_operator(id) => levels += 1,
+            _ => {}
+        }
+        if open + levels > MAX_NESTING {
+            return Err(SyntaxError {
+                position: Some(Position::of(query, lexeme.span().start())),
+                message: format!(
+                    "the query nests deeper than {MAX_NESTING} levels (each open parenthesis, \
+                     operator, range, offset and @ counts one)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Longest query whose lexer error is placed by re-lexing its prefixes
 /// (each try lexes the prefix again, so the cost is quadratic).
 const MAX_RELEXED: usize = 4096;
@@ -84,11 +129,11 @@ pub fn explain(query: &str, parser_message: &str) -> SyntaxError {
             .collect(),
     };
     match grammar::check(query, tokens) {
-        Err(Unexpected { offset, message }) => SyntaxError {
+        Err(Stop::Unexpected { offset, message }) => SyntaxError {
             position: Some(Position::of(query, offset)),
             message,
         },
-        Ok(()) => SyntaxError {
+        Ok(()) | Err(Stop::TooDeep) => SyntaxError {
             position: None,
             message: parser_message.to_string(),
         },
@@ -107,6 +152,16 @@ fn lexer_error_offset(query: &str, message: &str) -> Option<usize> {
     }
     if query.len() > MAX_RELEXED {
         return None;
+    }
+    if let Some(quote) = message.strip_prefix("unterminated quoted string ") {
+        // The quote that opened it: the last one before which the lexer is
+        // not inside a string (escapes inside make the prefixes before the
+        // end fail differently, so the walk below would stop short).
+        let in_string = |end: usize| matches!(lexer(&query[..end]), Err(m) if m.contains("quoted string") || m.contains("escape"));
+        return query
+            .rmatch_indices(quote)
+            .map(|(at, _)| at)
+            .find(|&at| !in_string(at));
     }
     let fails_alike = |end: usize| matches!(lexer(&query[..end]), Err(m) if m == message);
     let mut end = query.len();
