@@ -48,18 +48,29 @@ pub struct DecodedChunk {
 
 impl DecodedChunk {
     pub fn new(points: Vec<Point>) -> DecodedChunk {
-        // Branch-free folds: they vectorise, and nearly every chunk
-        // passes to its end.
-        let no_stale = points.iter().fold(true, |none, p| none & !is_stale(p.1));
-        let never_falls = points
-            .windows(2)
-            .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1));
+        let no_stale = no_stale(&points);
+        let never_falls = never_falls(&points);
         DecodedChunk {
             points,
             no_stale,
             never_falls,
         }
     }
+}
+
+/// True when no point is a staleness marker.
+pub fn no_stale(points: &[Point]) -> bool {
+    // Branch-free: it vectorises, and nearly every series passes to its end.
+    points.iter().fold(true, |none, p| none & !is_stale(p.1))
+}
+
+/// True when no value is lower than the one before it (a counter that
+/// never reset); a NaN anywhere makes it false.
+pub fn never_falls(points: &[Point]) -> bool {
+    // Branch-free: it vectorises, and nearly every counter passes to its end.
+    points
+        .windows(2)
+        .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1))
 }
 
 /// A sorted run of a series' points: part of a cached chunk (shared, not

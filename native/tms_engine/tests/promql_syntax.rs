@@ -12,6 +12,13 @@ fn explained(query: &str) -> String {
     explain(query, &message).to_string()
 }
 
+/// Each query refused, explained as expected.
+fn assert_explained(cases: &[(&str, &str)]) {
+    for (query, expected) in cases {
+        assert_eq!(explained(query), *expected, "{query}");
+    }
+}
+
 #[test]
 fn grammar_errors_name_the_token_and_its_place() {
     let cases = [
@@ -53,9 +60,7 @@ fn grammar_errors_name_the_token_and_its_place() {
             "1:24: parse error: unexpected identifier \"c\", expected \",\" or \")\"",
         ),
     ];
-    for (query, expected) in cases {
-        assert_eq!(explained(query), expected, "{query}");
-    }
+    assert_explained(&cases);
 }
 
 #[test]
@@ -93,9 +98,7 @@ fn lexer_errors_are_placed_where_the_lexer_stopped() {
             "1:8: parse error: unexpected second colon(:) in brackets",
         ),
     ];
-    for (query, expected) in cases {
-        assert_eq!(explained(query), expected, "{query}");
-    }
+    assert_explained(&cases);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::numeric::{holt_winters, kahan, linear_regression, quantile, running_m
 use super::value::{without_name, Raw, Series, Steps, Value};
 use super::{tiered, Error};
 use crate::error::EngineError;
+use crate::query::never_falls;
 
 /// One window: its points, its bounds and the step's evaluation time.
 struct Window<'a> {
@@ -42,10 +43,7 @@ impl SeriesFacts {
     fn of(func: &str, points: &[(i64, f64)], known_never_falls: bool) -> SeriesFacts {
         SeriesFacts {
             monotonic: matches!(func, "rate" | "increase")
-                && (known_never_falls
-                    || points
-                        .windows(2)
-                        .fold(true, |rising, pair| rising & (pair[1].1 >= pair[0].1))),
+                && (known_never_falls || never_falls(points)),
             prefix: matches!(func, "sum_over_time" | "avg_over_time")
                 .then(|| PrefixSums::new(points))
                 .flatten(),

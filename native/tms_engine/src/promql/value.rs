@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::Error;
-use crate::query::Points;
+use crate::query::{no_stale, Points};
 use crate::types::is_stale;
 
 /// Label pairs sorted by name, `__name__` among them; never an empty value.
@@ -55,9 +55,7 @@ impl Samples {
         if matches!(self, Samples::Shared(points) if points.known_no_stale()) {
             return;
         }
-        // No early exit: a branch-free pass, as nearly every series keeps
-        // every point.
-        if self.iter().fold(false, |found, p| found | is_stale(p.1)) {
+        if !no_stale(self) {
             let kept = self.iter().filter(|p| !is_stale(p.1)).copied().collect();
             *self = Samples::Owned(kept);
         }

@@ -91,18 +91,12 @@ impl Reader<'_> {
 
     fn operand(&mut self) -> Read {
         // Unary signs, any number of them, without recursion.
-        while matches!(self.peek(), T_ADD | T_SUB) {
-            self.bump();
-        }
+        while self.eat(&[T_ADD, T_SUB]) {}
         match self.peek() {
-            T_NUMBER | T_DURATION | T_STRING => {
-                self.bump();
-                Ok(())
-            }
             T_LEFT_PAREN => {
                 self.bump();
                 self.expr()?;
-                self.expect(T_RIGHT_PAREN, "\")\"")
+                self.require(&[T_RIGHT_PAREN], "\")\"")
             }
             T_LEFT_BRACE => self.label_matchers(),
             id if is_aggregation(id)
@@ -121,7 +115,7 @@ impl Reader<'_> {
                 }
                 Ok(())
             }
-            _ => self.unexpected(Some("an expression")),
+            _ => self.require(&[T_NUMBER, T_DURATION, T_STRING], "an expression"),
         }
     }
 
@@ -137,10 +131,9 @@ impl Reader<'_> {
 
     /// `by (...)` or `without (...)` if there; whether it was.
     fn grouping(&mut self) -> Result<bool, Stop> {
-        if !matches!(self.peek(), T_BY | T_WITHOUT) {
+        if !self.eat(&[T_BY, T_WITHOUT]) {
             return Ok(false);
         }
-        self.bump();
         self.label_list()?;
         Ok(true)
     }
@@ -148,48 +141,36 @@ impl Reader<'_> {
     /// `( expr, ... )` of a function call or an aggregation: no comma
     /// before the first argument, any number between and after them.
     fn call_arguments(&mut self) -> Read {
-        self.expect(T_LEFT_PAREN, "\"(\"")?;
-        if self.peek() == T_RIGHT_PAREN {
-            self.bump();
+        self.require(&[T_LEFT_PAREN], "\"(\"")?;
+        if self.eat(&[T_RIGHT_PAREN]) {
             return Ok(());
         }
         loop {
             self.expr()?;
-            match self.peek() {
-                T_COMMA => {
-                    while self.peek() == T_COMMA {
-                        self.bump();
-                    }
-                    if self.peek() == T_RIGHT_PAREN {
-                        self.bump();
-                        return Ok(());
-                    }
-                }
-                T_RIGHT_PAREN => {
-                    self.bump();
-                    return Ok(());
-                }
-                _ => return self.unexpected(Some("\",\" or \")\"")),
+            if self.eat(&[T_RIGHT_PAREN]) {
+                return Ok(());
+            }
+            self.require(&[T_COMMA], "\",\" or \")\"")?;
+            while self.eat(&[T_COMMA]) {}
+            if self.eat(&[T_RIGHT_PAREN]) {
+                return Ok(());
             }
         }
     }
 
     /// `( label, ... )` of a grouping or vector matching.
     fn label_list(&mut self) -> Read {
-        self.expect(T_LEFT_PAREN, "\"(\"")?;
+        self.require(&[T_LEFT_PAREN], "\"(\"")?;
         loop {
-            if self.peek() == T_RIGHT_PAREN {
-                self.bump();
+            if self.eat(&[T_RIGHT_PAREN]) {
                 return Ok(());
             }
             match self.peek() {
                 id if is_label_name(id) || id == T_STRING => self.bump(),
                 _ => return self.unexpected(Some("a label name")),
             }
-            match self.peek() {
-                T_COMMA => self.bump(),
-                T_RIGHT_PAREN => {}
-                _ => return self.unexpected(Some("\",\" or \")\"")),
+            if self.peek() != T_RIGHT_PAREN {
+                self.require(&[T_COMMA], "\",\" or \")\"")?;
             }
         }
     }
@@ -197,103 +178,72 @@ impl Reader<'_> {
     /// `{ name op "value", ... }`: matchers apart by `,` (or `or`), a
     /// trailing `,` allowed, and `{,}`.
     fn label_matchers(&mut self) -> Read {
-        self.expect(T_LEFT_BRACE, "\"{\"")?;
+        self.require(&[T_LEFT_BRACE], "\"{\"")?;
         if self.peek() == T_COMMA && self.peek_next() == T_RIGHT_BRACE {
             self.bump();
         }
-        if self.peek() == T_RIGHT_BRACE {
-            self.bump();
+        if self.eat(&[T_RIGHT_BRACE]) {
             return Ok(());
         }
         loop {
             self.label_matcher()?;
-            match self.peek() {
-                T_RIGHT_BRACE => {
-                    self.bump();
-                    return Ok(());
-                }
-                T_COMMA if self.peek_next() == T_RIGHT_BRACE => {
-                    self.bump();
-                    self.bump();
-                    return Ok(());
-                }
-                T_COMMA | T_LOR => self.bump(),
-                _ => return self.unexpected(Some("\",\" or \"}\"")),
+            if self.eat(&[T_RIGHT_BRACE]) {
+                return Ok(());
+            }
+            let comma = self.peek() == T_COMMA;
+            self.require(&[T_COMMA, T_LOR], "\",\" or \"}\"")?;
+            if comma && self.eat(&[T_RIGHT_BRACE]) {
+                return Ok(());
             }
         }
     }
 
     fn label_matcher(&mut self) -> Read {
-        match self.peek() {
-            T_IDENTIFIER => {
-                self.bump();
-                self.match_value()
-            }
-            T_STRING => {
-                self.bump();
-                if is_match_operator(self.peek()) {
-                    self.match_value()?;
-                }
-                Ok(())
-            }
-            _ => self.unexpected(Some("a label matcher")),
+        if self.eat(&[T_IDENTIFIER]) {
+            return self.match_value();
         }
+        self.require(&[T_STRING], "a label matcher")?;
+        if is_match_operator(self.peek()) {
+            self.match_value()?;
+        }
+        Ok(())
     }
 
     /// `op "value"` after a matcher's name, or nothing (the grammar also
     /// takes an identifier for the value, and a doubled operator with or
     /// without one, which its actions then refuse).
     fn match_value(&mut self) -> Read {
-        if !is_match_operator(self.peek()) {
+        if !self.eat(MATCH_OPERATORS) {
             return match self.peek() {
                 T_COMMA | T_LOR | T_RIGHT_BRACE => Ok(()),
                 _ => self.unexpected(Some("a label matching operator")),
             };
         }
-        self.bump();
-        let doubled = is_match_operator(self.peek());
-        if doubled {
-            self.bump();
+        if self.eat(MATCH_OPERATORS) {
+            self.eat(&[T_STRING, T_IDENTIFIER]);
+            return Ok(());
         }
-        match self.peek() {
-            T_STRING | T_IDENTIFIER => {
-                self.bump();
-                Ok(())
-            }
-            _ if doubled => Ok(()),
-            _ => self.unexpected(Some("a string")),
-        }
+        self.require(&[T_STRING, T_IDENTIFIER], "a string")
     }
 
     /// `bool`, `on (...)`/`ignoring (...)`, `group_left`/`group_right` with
     /// optional labels, and the fill modifiers the grammar knows.
     fn binary_modifiers(&mut self) -> Read {
-        let boolean = self.peek() == T_BOOL;
-        if boolean {
-            self.bump();
-        }
-        if matches!(self.peek(), T_ON | T_IGNORING) {
-            self.bump();
+        let boolean = self.eat(&[T_BOOL]);
+        if self.eat(&[T_ON, T_IGNORING]) {
             self.label_list()?;
-            if matches!(self.peek(), T_GROUP_LEFT | T_GROUP_RIGHT) {
-                self.bump();
-                if self.peek() == T_LEFT_PAREN {
-                    self.label_list()?;
-                }
+            if self.eat(&[T_GROUP_LEFT, T_GROUP_RIGHT]) && self.peek() == T_LEFT_PAREN {
+                self.label_list()?;
             }
-        } else if !boolean && matches!(self.peek(), T_GROUP_LEFT | T_GROUP_RIGHT) {
+        } else if !boolean && self.eat(&[T_GROUP_LEFT, T_GROUP_RIGHT]) {
             // Without `on`/`ignoring` the labels are not optional.
-            self.bump();
             self.label_list()?;
         }
-        while matches!(self.peek(), T_FILL | T_FILL_LEFT | T_FILL_RIGHT) {
-            self.bump();
-            self.expect(T_LEFT_PAREN, "\"(\"")?;
-            if matches!(self.peek(), T_ADD | T_SUB) {
-                self.bump();
-            }
-            self.expect(T_NUMBER, "a number")?;
-            self.expect(T_RIGHT_PAREN, "\")\"")?;
+        while self.eat(&[T_FILL, T_FILL_LEFT, T_FILL_RIGHT]) {
+            self.require(&[T_LEFT_PAREN], "\"(\"")?;
+            self.eat(&[T_ADD, T_SUB]);
+            self.require(&[T_NUMBER], "a number")?;
+            self.require(&[T_RIGHT_PAREN], "\")\"")?;
         }
         Ok(())
     }
@@ -301,68 +251,46 @@ impl Reader<'_> {
     /// `[range]` or `[range:step]`, the step optional.
     fn range_or_subquery(&mut self) -> Read {
         self.bump();
-        if self.peek() == T_RIGHT_BRACKET {
-            self.bump();
+        if self.eat(&[T_RIGHT_BRACKET]) {
             return Ok(());
         }
-        self.duration()?;
-        if self.peek() == T_COLON {
-            self.bump();
-            if self.peek() != T_RIGHT_BRACKET {
-                self.duration()?;
-            }
+        self.require(DURATION, "a duration")?;
+        if self.eat(&[T_COLON]) && self.peek() != T_RIGHT_BRACKET {
+            self.require(DURATION, "a duration")?;
         }
-        self.expect(T_RIGHT_BRACKET, "\"]\"")
+        self.require(&[T_RIGHT_BRACKET], "\"]\"")
     }
 
     fn offset(&mut self) -> Read {
         self.bump();
-        if matches!(self.peek(), T_ADD | T_SUB) {
-            self.bump();
-        }
-        self.duration()
+        self.eat(&[T_ADD, T_SUB]);
+        self.require(DURATION, "a duration")
     }
 
     /// `@ time`, `@ start()` or `@ end()`.
     fn at_modifier(&mut self) -> Read {
         self.bump();
-        match self.peek() {
-            T_ADD | T_SUB => {
-                self.bump();
-                self.expect_number()
-            }
-            T_START | T_END => {
-                self.bump();
-                self.expect(T_LEFT_PAREN, "\"(\"")?;
-                self.expect(T_RIGHT_PAREN, "\")\"")
-            }
-            _ => self.expect_number(),
+        if self.eat(&[T_START, T_END]) {
+            self.require(&[T_LEFT_PAREN], "\"(\"")?;
+            return self.require(&[T_RIGHT_PAREN], "\")\"");
         }
+        self.eat(&[T_ADD, T_SUB]);
+        self.require(DURATION, "a number")
     }
 
-    fn expect_number(&mut self) -> Read {
-        match self.peek() {
-            T_NUMBER | T_DURATION => {
-                self.bump();
-                Ok(())
-            }
-            _ => self.unexpected(Some("a number")),
-        }
-    }
-
-    fn duration(&mut self) -> Read {
-        match self.peek() {
-            T_DURATION | T_NUMBER => {
-                self.bump();
-                Ok(())
-            }
-            _ => self.unexpected(Some("a duration")),
-        }
-    }
-
-    fn expect(&mut self, id: u16, what: &str) -> Read {
-        if self.peek() == id {
+    /// Takes the current token if it is one of `ids`; whether it did.
+    fn eat(&mut self, ids: &[u16]) -> bool {
+        let taken = ids.contains(&self.peek());
+        if taken {
             self.bump();
+        }
+        taken
+    }
+
+    /// Takes the current token, which must be one of `ids` (`what` they
+    /// are, for the error).
+    fn require(&mut self, ids: &[u16], what: &str) -> Read {
+        if self.eat(ids) {
             Ok(())
         } else {
             self.unexpected(Some(what))
@@ -473,8 +401,15 @@ pub(super) fn is_binary_operator(id: u16) -> bool {
     BINARY_OPERATORS.contains(&id)
 }
 
+/// A label matcher's operators.
+const MATCH_OPERATORS: &[u16] = &[T_EQL, T_NEQ, T_EQL_REGEX, T_NEQ_REGEX];
+
+/// What a range, an offset or an `@` time is written as (the grammar's
+/// `duration` and `number_literal`).
+const DURATION: &[u16] = &[T_DURATION, T_NUMBER];
+
 fn is_match_operator(id: u16) -> bool {
-    matches!(id, T_EQL | T_NEQ | T_EQL_REGEX | T_NEQ_REGEX)
+    MATCH_OPERATORS.contains(&id)
 }
 
 fn is_aggregation(id: u16) -> bool {
