@@ -1,7 +1,8 @@
-//! Imports predict a body's series from the order an earlier body spelled
-//! them (src/ingest/sequence.rs). Random runs of bodies that repeat,
-//! reorder, drop and add series, from two sources whose extra labels make
-//! the same spelling two different series, in two formats, must land every
+//! Imports predict a body's series from the order earlier bodies spelled
+//! them (src/ingest/sequence.rs), from a body's start or from anywhere in
+//! it. Random runs of bodies that repeat, reorder, drop and add series and
+//! start anywhere, from two sources whose extra labels make the same
+//! spelling two different series, in three formats, must land every
 //! sample in its own series, as a model of the runs says.
 
 // Test code: a failed step should stop the test loudly.
@@ -14,25 +15,54 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use tms_engine::ingest::{Format, ImportOptions};
 
-const SERIES: usize = 6;
+const SERIES: usize = 40;
 
-/// A body: its source (0 or 1), whether it is JSON lines, and the series
-/// of its lines in order.
-type Body = (u8, bool, Vec<usize>);
+/// A body: its source (0 or 1), its format, and the series of its lines
+/// in order.
+type Body = (u8, Format, Vec<usize>);
 
-fn body_text(json: bool, lines: &[usize], ts0: i64) -> Vec<u8> {
-    let mut out = String::new();
+fn body(format: Format, lines: &[usize], ts0: i64) -> Vec<u8> {
+    let mut out = Vec::new();
     for (n, &s) in lines.iter().enumerate() {
         let (ts, value) = (ts0 + n as i64, value_of(ts0, n));
-        if json {
-            out += &format!(
+        match format {
+            Format::JsonLines => out.extend(format!(
                 "{{\"metric\":{{\"__name__\":\"m\",\"s\":\"{s}\"}},\"values\":[{value}],\"timestamps\":[{ts}]}}\n"
-            );
-        } else {
-            out += &format!("m{{s=\"{s}\"}} {value} {ts}\n");
+            ).bytes()),
+            Format::PrometheusText => out.extend(format!("m{{s=\"{s}\"}} {value} {ts}\n").bytes()),
+            Format::RemoteWrite => {
+                let label = |k: &str, v: &str| field(1, &[field(1, k.as_bytes()), field(2, v.as_bytes())].concat());
+                let mut sample = vec![9];
+                sample.extend(value.to_le_bytes());
+                sample.push(16);
+                sample.extend(varint(ts as u64));
+                let series = [label("__name__", "m"), label("s", &s.to_string()), field(2, &sample)].concat();
+                out.extend(field(1, &series));
+            }
         }
     }
-    out.into_bytes()
+    match format {
+        Format::RemoteWrite => snap::raw::Encoder::new().compress_vec(&out).unwrap(),
+        _ => out,
+    }
+}
+
+/// A protobuf field of wire type 2 (length-delimited).
+fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![number << 3 | 2];
+    out.extend(varint(bytes.len() as u64));
+    out.extend(bytes);
+    out
+}
+
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
 }
 
 fn value_of(ts0: i64, line: usize) -> f64 {
@@ -43,7 +73,7 @@ fn run(bodies: &[Body]) {
     let dir = tempfile::tempdir().unwrap();
     let engine = common::open(dir.path());
     let mut model: BTreeMap<(u8, usize), BTreeMap<i64, u64>> = BTreeMap::new();
-    for (i, (source, json, lines)) in bodies.iter().enumerate() {
+    for (i, (source, format, lines)) in bodies.iter().enumerate() {
         let ts0 = i as i64 * 100;
         let opts = ImportOptions {
             labels: vec![("instance".into(), format!("src{source}"))],
@@ -51,13 +81,8 @@ fn run(bodies: &[Body]) {
             max_decompressed: 1 << 20,
             rename_clashing: false,
         };
-        let format = if *json {
-            Format::JsonLines
-        } else {
-            Format::PrometheusText
-        };
         let report = engine
-            .import(format, &body_text(*json, lines, ts0), &opts)
+            .import(*format, &body(*format, lines, ts0), &opts)
             .unwrap();
         assert_eq!(report.samples, lines.len() as u64);
         for (n, &s) in lines.iter().enumerate() {
@@ -82,15 +107,30 @@ fn run(bodies: &[Body]) {
     }
 }
 
+fn format() -> impl Strategy<Value = Format> {
+    prop_oneof![
+        Just(Format::PrometheusText),
+        Just(Format::JsonLines),
+        Just(Format::RemoteWrite),
+    ]
+}
+
+/// Lines of a body: some random series, or a window of a cycle through
+/// every series (as a remote_write queue cuts a stream of scrapes).
+fn lines() -> impl Strategy<Value = Vec<usize>> {
+    prop_oneof![
+        proptest::collection::vec(0..SERIES, 0..9),
+        (0..SERIES, 0..3 * SERIES)
+            .prop_map(|(start, n)| (start..start + n).map(|i| i % SERIES).collect()),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn every_sample_lands_in_its_series(
-        bodies in proptest::collection::vec(
-            (0..2u8, any::<bool>(), proptest::collection::vec(0..SERIES, 0..9)),
-            1..24,
-        )
+        bodies in proptest::collection::vec((0..2u8, format(), lines()), 1..24)
     ) {
         run(&bodies);
     }
@@ -100,19 +140,41 @@ proptest! {
 /// dropped, one added, two swapped, another source with the same lines.
 #[test]
 fn repeated_scrapes_with_changes() {
+    let (text, json) = (Format::PrometheusText, Format::JsonLines);
     let same = vec![0, 1, 2, 3, 4];
     run(&[
-        (0, false, same.clone()),
-        (0, false, same.clone()),
-        (0, false, same.clone()),
-        (0, false, vec![0, 1, 3, 4]),
-        (0, false, vec![0, 1, 5, 2, 3, 4]),
-        (0, false, vec![0, 2, 1, 3, 4]),
-        (1, false, same.clone()),
-        (1, false, same.clone()),
-        (0, true, same.clone()),
-        (0, true, same.clone()),
-        (0, false, vec![0, 0, 0]),
-        (0, false, same),
+        (0, text, same.clone()),
+        (0, text, same.clone()),
+        (0, text, same.clone()),
+        (0, text, vec![0, 1, 3, 4]),
+        (0, text, vec![0, 1, 5, 2, 3, 4]),
+        (0, text, vec![0, 2, 1, 3, 4]),
+        (1, text, same.clone()),
+        (1, text, same.clone()),
+        (0, json, same.clone()),
+        (0, json, same.clone()),
+        (0, text, vec![0, 0, 0]),
+        (0, text, same),
     ]);
+}
+
+/// Remote_write bodies cut from a stream of scrapes of every series, each
+/// starting wherever the last ended, a series dropped and one added on the
+/// way, from both sources.
+#[test]
+fn windows_of_a_stream() {
+    let stream: Vec<usize> = (0..6 * SERIES).map(|i| i % SERIES).collect();
+    let mut bodies = Vec::new();
+    for (n, window) in stream.chunks(17).enumerate() {
+        let mut lines: Vec<usize> = window
+            .iter()
+            .copied()
+            .filter(|&s| n != 5 || s != 3)
+            .collect();
+        if n == 8 {
+            lines.insert(4, 2);
+        }
+        bodies.push(((n % 2) as u8, Format::RemoteWrite, lines));
+    }
+    run(&bodies);
 }

@@ -41,10 +41,10 @@ impl Engine {
         let ups = self.config.units_per_second;
         let mut parsed = ingest::parse(format, body, opts, ups, &known, &self.sequences)?;
         let ids = self.write_labeled(&mut parsed.batch)?;
-        if let (Some(first), false) = (parsed.first, parsed.followed) {
-            self.sequences
-                .remember(first, || Sequence::of(parsed.seed, &parsed.batch, &ids));
-        }
+        let series = parsed.batch.series.len();
+        self.sequences.remember(series, parsed.unpredicted, || {
+            Sequence::of(parsed.seed, &parsed.batch, &ids)
+        });
         Ok(ImportReport {
             samples: parsed.batch.points.len() as u64,
             series_created: self.registry.len().saturating_sub(before),

@@ -36,12 +36,10 @@ pub struct Parsed<'a> {
     pub batch: LabeledBatch<'a, Cow<'a, str>, Cow<'a, str>>,
     /// Exemplars, histograms and metadata (remote_write), not stored.
     pub ignored: u64,
-    /// The hash of the body's first spelling, which names its sequence.
-    pub first: Option<u64>,
     /// What, besides the spelling, decides a series (format, extra labels).
     pub seed: u64,
-    /// Whether the body spelled exactly the sequence it followed.
-    pub followed: bool,
+    /// Spelled series no remembered sequence predicted.
+    pub unpredicted: usize,
 }
 
 /// Parses `body` in `format` for a store of `units_per_second`; `known`
@@ -69,8 +67,7 @@ pub fn parse<'a>(
         Format::RemoteWrite => remote_write::parse(body, &mut sink)?,
     };
     Ok(Parsed {
-        followed: sink.followed(),
-        first: sink.first,
+        unpredicted: sink.unpredicted,
         seed: sink.seed(),
         batch: sink.batch,
         ignored,

@@ -1,4 +1,4 @@
-//! The order in which an earlier body spelled its series, to predict the
+//! The order in which earlier bodies spelled their series, to predict the
 //! next body's.
 //!
 //! A scrape of one target lists the same series in the same order every
@@ -9,22 +9,51 @@
 //! every sample (perf of an HTTP text import: a cache miss on that slot
 //! was 11% of all the time spent).
 //!
-//! A body's sequence is found by the hash of its first spelling and of the
-//! import's seed (its format and extra labels, which change what a
-//! spelling means), and taken only when both are equal to the body's, not
-//! just their hash: the bytes of a later line alone do not say which extra
-//! labels they were sent with. A prediction is then only taken when the
-//! bytes are equal, so a stale sequence costs misses, never a wrong series:
-//! a spelling names the same series for the life of an engine.
+//! Remote_write bodies are windows of such an order: a sender's queue cuts
+//! the stream of scraped samples every 2,000 or so, wherever that falls, so
+//! a body rarely starts where an earlier one did. A sequence is therefore
+//! found not only by its first spelling but also by its *anchors*, the one
+//! spelling in [`ANCHOR_EVERY`] whose hash says so: a body that lost its
+//! place (or never had one) looks its unpredicted spellings up until one
+//! is the start or an anchor of a remembered sequence, and follows that
+//! sequence from there. Looking up only anchors (and the first spelling
+//! after a prediction failed, which is where the next window starts) keeps
+//! the lookups rare when a body follows nothing.
+//!
+//! A sequence is taken only when the import's seed (its format and extra
+//! labels, which change what a spelling means) and the bytes at that place
+//! are equal to the body's, not just their hash. A prediction is then only
+//! taken when the bytes are equal, so a stale sequence costs misses, never
+//! a wrong series: a spelling names the same series for the life of an
+//! engine.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::batch::LabeledBatch;
 use crate::hash::FastBuildHasher;
 use crate::types::SeriesId;
+
+/// One spelling in this many (by hash) is an anchor (a power of two).
+pub const ANCHOR_EVERY: u64 = 16;
+
+/// Whether the spelling that hashed to `hash` is an anchor. The hash's high
+/// bits decide, so that anchors do not follow the low bits maps use.
+pub fn is_anchor(hash: u64) -> bool {
+    (hash >> 48).is_multiple_of(ANCHOR_EVERY)
+}
+
+/// The hash of a spelling under an import's `seed` (see sink.rs): what the
+/// import's caches and the sequences' anchors are found by.
+pub fn spelling_hash(seed: u64, bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = FastBuildHasher::default().build_hasher();
+    hasher.write_u64(seed);
+    hasher.write(bytes);
+    hasher.finish()
+}
 
 /// The series of one body, in the order it spelled them.
 #[derive(Debug, Default, Clone)]
@@ -84,6 +113,16 @@ impl Sequence {
     fn weight(&self) -> usize {
         self.bytes.len() + self.ids.len() * 16 + 64
     }
+
+    /// The places it is found by: its start and its anchors, with their
+    /// spellings' hashes.
+    fn places(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        (0..self.len()).filter_map(|i| {
+            let (bytes, _) = self.get(i)?;
+            let hash = spelling_hash(self.seed, bytes);
+            (i == 0 || is_anchor(hash)).then_some((hash, i))
+        })
+    }
 }
 
 /// A series a body's bytes start with, as [`Follower::peek`] found it.
@@ -101,38 +140,26 @@ pub struct Predicted {
 pub struct Follower {
     sequence: Option<Arc<Sequence>>,
     next: usize,
-    /// A line that was not the next of the sequence (or the one after).
-    strayed: bool,
+    /// Whether a spelling was looked up since the last prediction held.
+    looked: bool,
 }
 
 impl Follower {
-    /// Follows `sequence` from its start.
-    pub fn along(sequence: Option<Arc<Sequence>>) -> Self {
-        Follower {
-            sequence,
-            ..Follower::default()
-        }
-    }
-
     /// The id of `spelling` when it is the series the sequence has next, or
     /// the one after that (the body dropped a series).
     pub fn next(&mut self, spelling: &[u8]) -> Option<SeriesId> {
-        let Some(sequence) = self.sequence.as_ref() else {
-            self.strayed = true;
-            return None;
-        };
+        let sequence = self.sequence.as_ref()?;
         for skip in 0..2 {
             match sequence.get(self.next + skip) {
                 Some((bytes, id)) if bytes == spelling => {
-                    self.strayed |= skip > 0;
                     self.next += skip + 1;
+                    self.looked = false;
                     return Some(id);
                 }
                 Some(_) => {}
                 None => break,
             }
         }
-        self.strayed = true;
         None
     }
 
@@ -153,27 +180,46 @@ impl Follower {
 
     /// Moves past a series [`peek`](Self::peek) predicted; its id.
     pub fn take(&mut self, predicted: Predicted) -> SeriesId {
-        self.strayed |= predicted.skip > 0;
         self.next += predicted.skip + 1;
+        self.looked = false;
         predicted.id
     }
 
-    /// Whether the body spelled exactly the sequence, so that it need not
-    /// be remembered again.
-    pub fn followed(&self) -> bool {
-        !self.strayed && self.sequence.as_ref().map(|s| s.len()) == Some(self.next)
+    /// Whether an unpredicted spelling, hashed to `hash`, is worth looking
+    /// up in the remembered sequences: the first since a prediction held
+    /// (or of the body), and anchors.
+    pub fn should_look(&mut self, hash: u64) -> bool {
+        let look = !self.looked || is_anchor(hash);
+        self.looked = true;
+        look
+    }
+
+    /// Follows `sequence` on from its `at`th series, which the body just
+    /// spelled; that series' id.
+    pub fn resume(&mut self, sequence: Arc<Sequence>, at: usize) -> Option<SeriesId> {
+        let (_, id) = sequence.get(at)?;
+        *self = Follower {
+            sequence: Some(sequence),
+            next: at + 1,
+            looked: false,
+        };
+        Some(id)
     }
 }
 
-/// An engine's sequences by the hash of their first spelling, bounded.
+/// An engine's sequences by the hashes of their starts and anchors,
+/// bounded.
 #[derive(Debug, Default)]
 pub struct Sequences {
-    inner: Mutex<Remembered>,
+    inner: RwLock<Remembered>,
 }
 
 #[derive(Debug, Default)]
 struct Remembered {
-    by_first: HashMap<u64, Arc<Sequence>, FastBuildHasher>,
+    /// Where each start or anchor was last spelled.
+    places: HashMap<u64, (Arc<Sequence>, usize), FastBuildHasher>,
+    /// Of every sequence remembered since the last clearing (an upper
+    /// bound on what is held: a sequence no place names any more is freed).
     weight: usize,
 }
 
@@ -181,35 +227,48 @@ struct Remembered {
 /// and built again as bodies come.
 const MAX_WEIGHT: usize = 64 << 20;
 
+/// A body is remembered when more than one series in this many of it went
+/// unpredicted: one that followed earlier sequences adds nothing.
+const REMEMBER_PAST: usize = 8;
+
 impl Sequences {
-    /// The sequence of bodies that start with `spelling` (hashed, with
-    /// the seed, to `first`) under `seed`.
-    pub fn get(&self, first: u64, seed: u64, spelling: &[u8]) -> Option<Arc<Sequence>> {
-        let sequence = self.inner.lock().by_first.get(&first).cloned()?;
-        let starts = sequence.get(0).is_some_and(|(bytes, _)| bytes == spelling);
-        (sequence.seed == seed && starts).then_some(sequence)
+    /// The remembered sequence spelling `spelling` (hashed, with `seed`, to
+    /// `hash`) at its start or an anchor, and where.
+    pub fn find(&self, hash: u64, seed: u64, spelling: &[u8]) -> Option<(Arc<Sequence>, usize)> {
+        let (sequence, at) = self.inner.read().places.get(&hash).cloned()?;
+        let same = sequence.get(at).is_some_and(|(bytes, _)| bytes == spelling);
+        (sequence.seed == seed && same).then_some((sequence, at))
     }
 
-    /// Remembers the sequence of a body whose first spelling hashed to
-    /// `first`, built by `build`, once a body has started that way before:
-    /// the first time only an empty sequence is kept, so bodies that never
-    /// repeat (remote_write batches, cut wherever a queue fills) cost no
-    /// copy of their spellings.
-    pub fn remember(&self, first: u64, build: impl FnOnce() -> Option<Sequence>) {
-        let seen = self.inner.lock().by_first.contains_key(&first);
-        let sequence = if seen { build() } else { None }.unwrap_or_default();
-        let sequence = Arc::new(sequence);
-        if sequence.weight() > MAX_WEIGHT / 4 {
+    /// Remembers the sequence of a body of `series` series, built by
+    /// `build`, when more than one in [`REMEMBER_PAST`] of them went
+    /// `unpredicted`.
+    pub fn remember(
+        &self,
+        series: usize,
+        unpredicted: usize,
+        build: impl FnOnce() -> Option<Sequence>,
+    ) {
+        if unpredicted * REMEMBER_PAST <= series {
             return;
         }
-        let mut inner = self.inner.lock();
-        if inner.weight + sequence.weight() > MAX_WEIGHT {
-            inner.by_first.clear();
+        let Some(sequence) = build() else {
+            return;
+        };
+        let sequence = Arc::new(sequence);
+        let places: Vec<(u64, usize)> = sequence.places().collect();
+        let weight = sequence.weight() + places.len() * 32;
+        if weight > MAX_WEIGHT / 4 {
+            return;
+        }
+        let mut inner = self.inner.write();
+        if inner.weight + weight > MAX_WEIGHT {
+            inner.places.clear();
             inner.weight = 0;
         }
-        inner.weight += sequence.weight();
-        if let Some(old) = inner.by_first.insert(first, sequence) {
-            inner.weight = inner.weight.saturating_sub(old.weight());
+        inner.weight += weight;
+        for (hash, at) in places {
+            inner.places.insert(hash, (Arc::clone(&sequence), at));
         }
     }
 }
@@ -226,80 +285,118 @@ mod tests {
         Arc::new(s)
     }
 
+    /// A follower that took the sequence's first series.
+    fn along(spellings: &[&str]) -> Follower {
+        let mut f = Follower::default();
+        assert_eq!(f.resume(sequence(spellings), 0), Some(0));
+        f
+    }
+
     #[test]
     fn follows_the_same_order() {
-        let mut f = Follower::along(Some(sequence(&["a", "b", "c"])));
-        assert_eq!(f.next(b"a"), Some(0));
+        let mut f = along(&["a", "b", "c"]);
         assert_eq!(f.next(b"b"), Some(1));
-        assert!(!f.followed(), "one series is still ahead");
         assert_eq!(f.next(b"c"), Some(2));
-        assert!(f.followed());
+        assert_eq!(f.next(b"d"), None, "past the end");
+        assert_eq!(Follower::default().next(b"a"), None, "no sequence");
     }
 
     #[test]
     fn peeks_at_the_next_two() {
-        let mut f = Follower::along(Some(sequence(&["a{x}", "b", "c"])));
+        let mut f = along(&["z", "a{x}", "b", "c"]);
         assert_eq!(f.peek(b"a{x} 1").map(|p| p.len), Some(4));
         assert_eq!(f.peek(b"b 1").map(|p| p.len), Some(1), "the one after");
         assert_eq!(f.peek(b"c 1"), None);
         assert_eq!(f.peek(b"a{"), None);
         let a = f.peek(b"a{x} 1").unwrap();
-        assert_eq!(f.take(a), 0);
+        assert_eq!(f.take(a), 1);
         let c = f.peek(b"c 1").unwrap();
-        assert_eq!(f.take(c), 2);
-        assert!(!f.followed(), "b was dropped");
+        assert_eq!(f.take(c), 3, "b was dropped");
     }
 
     #[test]
     fn steps_over_a_dropped_series_and_waits_at_a_new_one() {
-        let mut f = Follower::along(Some(sequence(&["a", "b", "c", "d"])));
-        assert_eq!(f.next(b"a"), Some(0));
+        let mut f = along(&["a", "b", "c", "d"]);
         assert_eq!(f.next(b"c"), Some(2), "b was dropped");
         assert_eq!(f.next(b"new"), None);
         assert_eq!(f.next(b"d"), Some(3), "after a new series, the next");
-        assert!(!f.followed());
-        assert_eq!(f.next(b"a"), None, "past the end");
+        assert_eq!(f.next(b"ab"), None, "equal bytes only");
     }
 
     #[test]
-    fn equal_bytes_only() {
-        let mut f = Follower::along(Some(sequence(&["ab"])));
-        assert_eq!(f.next(b"a"), None);
-        assert_eq!(f.next(b"abc"), None);
-        let mut none = Follower::along(None);
-        assert_eq!(none.next(b"ab"), None);
-        assert!(!none.followed());
+    fn looks_up_the_first_miss_after_a_prediction_then_only_anchors() {
+        let (plain, anchor) = (1 << 48, 16 << 48);
+        assert!(!is_anchor(plain) && is_anchor(anchor));
+        let mut f = along(&["a", "b"]);
+        assert!(f.should_look(plain), "the first miss");
+        assert!(!f.should_look(plain));
+        assert!(f.should_look(anchor));
+        assert_eq!(f.next(b"b"), Some(1));
+        assert!(f.should_look(plain), "the first miss after a prediction");
+    }
+
+    /// `n` distinct spellings.
+    fn spellings(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("m{{i=\"{i}\"}}")).collect()
+    }
+
+    fn remembered(spellings: &[String], sequences: &Sequences) {
+        let refs: Vec<&str> = spellings.iter().map(String::as_str).collect();
+        let seq = Sequence::clone(&sequence(&refs));
+        sequences.remember(spellings.len(), spellings.len(), || Some(seq));
     }
 
     #[test]
-    fn a_sequence_is_kept_from_its_second_body_and_memory_stays_bounded() {
+    fn a_sequence_is_found_by_its_start_and_its_anchors_only() {
+        let all = spellings(200);
         let sequences = Sequences::default();
-        let build = || Some(Sequence::clone(&sequence(&["a", "b"])));
-        sequences.remember(1, build);
-        assert!(
-            sequences.get(1, 0, b"a").is_none(),
-            "the first time, a mark"
-        );
-        sequences.remember(1, build);
-        assert_eq!(sequences.get(1, 0, b"a").unwrap().len(), 2);
-        // A hash that collides finds it, but another seed or first spelling
-        // does not take it.
-        assert!(sequences.get(1, 7, b"a").is_none());
-        assert!(sequences.get(1, 0, b"b").is_none());
+        remembered(&all, &sequences);
+        let mut anchors = 0;
+        for (i, spelling) in all.iter().enumerate() {
+            let hash = spelling_hash(0, spelling.as_bytes());
+            let found = sequences.find(hash, 0, spelling.as_bytes());
+            if i == 0 || is_anchor(hash) {
+                anchors += usize::from(i > 0);
+                assert_eq!(found.map(|(_, at)| at), Some(i), "{spelling}");
+                assert!(
+                    sequences.find(hash, 7, spelling.as_bytes()).is_none(),
+                    "seed"
+                );
+                assert!(sequences.find(hash, 0, b"other").is_none(), "bytes");
+            } else {
+                assert!(found.is_none(), "{spelling}");
+            }
+        }
+        assert!((4..=30).contains(&anchors), "{anchors} anchors in 200");
+    }
+
+    #[test]
+    fn a_body_mostly_predicted_is_not_remembered_again() {
+        let sequences = Sequences::default();
+        let first = spellings(3);
+        sequences.remember(16, 2, || Some(Sequence::clone(&sequence(&["x"]))));
+        let hash = spelling_hash(0, b"x");
+        assert!(sequences.find(hash, 0, b"x").is_none(), "2 of 16 predicted");
+        remembered(&first, &sequences);
+        let hash = spelling_hash(0, first[0].as_bytes());
+        assert!(sequences.find(hash, 0, first[0].as_bytes()).is_some());
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let sequences = Sequences::default();
         let huge = "x".repeat(MAX_WEIGHT / 2);
-        sequences.remember(2, || None);
-        sequences.remember(2, || Some(Sequence::clone(&sequence(&[&huge]))));
+        remembered(std::slice::from_ref(&huge), &sequences);
+        let hash = spelling_hash(0, huge.as_bytes());
         assert!(
-            sequences.get(2, 0, huge.as_bytes()).is_none(),
+            sequences.find(hash, 0, huge.as_bytes()).is_none(),
             "too big to keep"
         );
-        let big = "x".repeat(1 << 20);
-        for first in 3..200 {
-            sequences.remember(first, || None);
-            sequences.remember(first, || Some(Sequence::clone(&sequence(&[&big]))));
+        for n in 0..200 {
+            remembered(&[format!("{n}{}", "x".repeat(1 << 20))], &sequences);
         }
-        let weight = sequences.inner.lock().weight;
-        assert!(weight <= MAX_WEIGHT, "{weight}");
-        assert!(sequences.inner.lock().by_first.len() < 100);
+        let inner = sequences.inner.read();
+        assert!(inner.weight <= MAX_WEIGHT, "{}", inner.weight);
+        assert!(inner.places.len() < 100);
     }
 }

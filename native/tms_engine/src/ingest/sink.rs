@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::sequence::{Follower, Predicted, Sequences};
+use super::sequence::{spelling_hash, Follower, Predicted, Sequences};
 use crate::batch::{BatchSeries, LabeledBatch, MAX_BATCH_POINTS};
 use crate::error::{EngineError, Result};
 use crate::hash::FastBuildHasher;
@@ -52,8 +52,8 @@ pub struct Sink<'a> {
     /// Earlier bodies' sequences of series, and the one this body follows.
     sequences: Option<&'a Sequences>,
     follower: Follower,
-    /// The hash of the body's first spelling, which names its sequence.
-    pub first: Option<u64>,
+    /// Spelled series no sequence predicted.
+    pub unpredicted: usize,
 }
 
 impl<'a> Sink<'a> {
@@ -68,7 +68,7 @@ impl<'a> Sink<'a> {
             known: None,
             sequences: None,
             follower: Follower::default(),
-            first: None,
+            unpredicted: 0,
         }
     }
 
@@ -94,17 +94,11 @@ impl<'a> Sink<'a> {
         self.seed
     }
 
-    /// Predicts the body's series from the sequence of an earlier body that
-    /// started with the same spelling (see sequence.rs).
+    /// Predicts the body's series from the sequences of earlier bodies
+    /// (see sequence.rs).
     pub fn following(mut self, sequences: &'a Sequences) -> Self {
         self.sequences = Some(sequences);
         self
-    }
-
-    /// Whether the body spelled exactly the series of the sequence it
-    /// followed (so that it need not be remembered again).
-    pub fn followed(&self) -> bool {
-        self.follower.followed()
     }
 
     /// The series the body's sequence predicts next, when `rest` starts
@@ -128,30 +122,26 @@ impl<'a> Sink<'a> {
         spelling: Option<&'a [u8]>,
         parse: impl FnOnce(&mut Labels<'a>) -> Result<Cow<'a, str>>,
     ) -> Result<usize> {
-        // The first spelling's hash names the body's sequence; a predicted
-        // line needs no hash at all.
+        // A predicted spelling needs no hash at all.
         let mut hash = None;
         if let Some(bytes) = spelling {
-            if self.first.is_none() {
-                let first = spelling_hash(self.seed, bytes);
-                (self.first, hash) = (Some(first), Some(first));
-                let sequence = self.sequences.and_then(|s| s.get(first, self.seed, bytes));
-                self.follower = Follower::along(sequence);
-            }
             if let Some(id) = self.follower.next(bytes) {
                 return Ok(self.push_known(id, bytes));
             }
-        }
-        let hash = hash.or_else(|| spelling.map(|s| spelling_hash(self.seed, s)));
-        if let (Some(bytes), Some(hash)) = (spelling, hash) {
-            // A series the store knows needs no deduplication here: each
-            // occurrence names the same id.
-            if let Some(id) = self.known.and_then(|known| known(hash, bytes)) {
+            let h = spelling_hash(self.seed, bytes);
+            if let Some(id) = self.resumed(h, bytes) {
                 return Ok(self.push_known(id, bytes));
             }
-            if let Some(&index) = self.seen.get(&Spelled { hash, bytes }) {
+            self.unpredicted += 1;
+            // A series the store knows needs no deduplication here: each
+            // occurrence names the same id.
+            if let Some(id) = self.known.and_then(|known| known(h, bytes)) {
+                return Ok(self.push_known(id, bytes));
+            }
+            if let Some(&index) = self.seen.get(&Spelled { hash: h, bytes }) {
                 return Ok(index);
             }
+            hash = Some(h);
         }
         let start = self.batch.labels.len();
         let metric = parse(&mut self.batch.labels)?;
@@ -196,6 +186,17 @@ impl<'a> Sink<'a> {
             self.seen.insert(Spelled { hash, bytes }, index);
         }
         Ok(index)
+    }
+
+    /// The id of an unpredicted spelling (hashed to `hash`) found at the
+    /// start or an anchor of a remembered sequence, which the body then
+    /// follows.
+    fn resumed(&mut self, hash: u64, bytes: &[u8]) -> Option<SeriesId> {
+        if !self.follower.should_look(hash) {
+            return None;
+        }
+        let (sequence, at) = self.sequences?.find(hash, self.seed, bytes)?;
+        self.follower.resume(sequence, at)
     }
 
     /// A batch series for the known series `id`, spelled `spelling` (kept
@@ -259,14 +260,6 @@ impl std::hash::Hash for Spelled<'_> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash);
     }
-}
-
-fn spelling_hash(seed: u64, bytes: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = FastBuildHasher::default().build_hasher();
-    hasher.write_u64(seed);
-    hasher.write(bytes);
-    hasher.finish()
 }
 
 /// The seed of an import's spellings: its format, extra labels and clash
