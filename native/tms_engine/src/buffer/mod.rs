@@ -68,16 +68,42 @@ impl Buffer {
     }
 }
 
-/// The buffers of one series, one per partition written to recently
-/// (usually one or two, so a linear scan finds a partition).
-#[derive(Debug, Default)]
+/// The buffers of one series, one per partition written to recently:
+/// nearly always one, kept in place (in the series' slot, so an append
+/// reaches it without following a pointer to the heap: perf of imports
+/// over HTTP had the buffer append as the largest cost of the engine),
+/// any others beside it.
+#[derive(Debug)]
 struct SeriesBuffers {
-    parts: Vec<Buffer>,
+    first: Buffer,
+    more: Vec<Buffer>,
+}
+
+impl Default for SeriesBuffers {
+    fn default() -> Self {
+        SeriesBuffers {
+            first: Buffer::new(0),
+            more: Vec::new(),
+        }
+    }
+}
+
+impl Buffer {
+    /// Holds no points and no seal: free to take another partition.
+    fn is_vacant(&self) -> bool {
+        self.points.is_empty() && self.sealed.is_none()
+    }
 }
 
 impl SeriesBuffers {
+    fn parts(&self) -> impl Iterator<Item = &Buffer> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
     fn part_mut(&mut self, partition: i64) -> Option<&mut Buffer> {
-        self.parts.iter_mut().find(|b| b.partition == partition)
+        std::iter::once(&mut self.first)
+            .chain(&mut self.more)
+            .find(|b| b.partition == partition)
     }
 
     /// The buffer of the partition (of `duration`) holding `ts`. A bounds
@@ -94,14 +120,20 @@ impl SeriesBuffers {
             // The partition starting below i64::MIN: only a division tells.
             None => ts.div_euclid(duration) == b.partition,
         };
-        let index = match self.parts.iter().position(holds) {
-            Some(i) => i,
-            None => {
-                self.parts.push(Buffer::new(ts.div_euclid(duration)));
-                self.parts.len() - 1
-            }
-        };
-        &mut self.parts[index]
+        if holds(&self.first) {
+            return &mut self.first;
+        }
+        if let Some(i) = self.more.iter().position(holds) {
+            return &mut self.more[i];
+        }
+        let buffer = Buffer::new(ts.div_euclid(duration));
+        if self.first.is_vacant() {
+            self.first = buffer;
+            return &mut self.first;
+        }
+        self.more.push(buffer);
+        let last = self.more.len() - 1;
+        &mut self.more[last]
     }
 }
 
@@ -180,7 +212,7 @@ impl Buffers {
     fn keys_where(&self, keep: impl Fn(&Buffer) -> bool) -> Vec<BufferKey> {
         let mut keys = Vec::new();
         for (id, held) in self.each() {
-            for buffer in &held.parts {
+            for buffer in held.parts() {
                 if !buffer.points.is_empty() && keep(buffer) {
                     keys.push((id, buffer.partition));
                 }
@@ -237,14 +269,15 @@ impl Buffers {
     pub fn commit(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
         if let Some(slot) = self.series.get(series) {
             let mut held = slot.lock();
-            held.parts.retain_mut(|b| {
-                if b.partition == partition {
-                    b.sealed = None;
-                }
-                !(b.points.is_empty() && b.sealed.is_none())
-            });
-            if held.parts.is_empty() {
-                held.parts = Vec::new();
+            if let Some(buffer) = held.part_mut(partition) {
+                buffer.sealed = None;
+            }
+            held.more.retain(|b| !b.is_vacant());
+            if held.more.is_empty() {
+                held.more = Vec::new();
+            }
+            if held.first.is_vacant() {
+                held.first.points = Vec::new();
             }
         }
         self.points
@@ -278,7 +311,7 @@ impl Buffers {
     pub fn max_ts(&self) -> i64 {
         let mut max = i64::MIN;
         for (_, held) in self.each() {
-            for buffer in &held.parts {
+            for buffer in held.parts() {
                 let sealed = buffer.sealed.iter().flat_map(|s| s.points.iter());
                 for point in buffer.points.iter().chain(sealed) {
                     max = max.max(point.0);
@@ -292,7 +325,7 @@ impl Buffers {
     pub fn partitions(&self) -> std::collections::HashSet<i64> {
         let mut out = std::collections::HashSet::new();
         for (_, held) in self.each() {
-            for b in &held.parts {
+            for b in held.parts() {
                 if !b.points.is_empty() || b.sealed.is_some() {
                     out.insert(b.partition);
                 }
@@ -304,8 +337,7 @@ impl Buffers {
     /// True when some buffer of `partition` holds points (or a seal).
     pub fn holds_partition(&self, partition: i64) -> bool {
         self.each().any(|(_, held)| {
-            held.parts
-                .iter()
+            held.parts()
                 .any(|b| b.partition == partition && (!b.points.is_empty() || b.sealed.is_some()))
         })
     }
@@ -314,7 +346,7 @@ impl Buffers {
     /// when none. Call with no flush in progress (seals are not counted).
     pub fn min_wal_seq(&self) -> u64 {
         self.each()
-            .filter_map(|(_, held)| held.parts.iter().map(|b| b.wal_seq).min())
+            .filter_map(|(_, held)| held.parts().map(|b| b.wal_seq).min())
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -326,13 +358,14 @@ impl Buffers {
         };
         let held = slot.lock();
         let in_range = |p: &Point| p.0 >= from && p.0 <= to;
-        held.parts.iter().any(|buffer| {
+        let holds = held.parts().any(|buffer| {
             buffer.points.iter().any(in_range)
                 || buffer
                     .sealed
                     .as_ref()
                     .is_some_and(|sealed| sealed.points.iter().any(in_range))
-        })
+        });
+        holds
     }
 
     /// Copies of the buffered points of `series` within `[from, to]`, as
@@ -346,14 +379,14 @@ impl Buffers {
         let in_range = |p: &&Point| p.0 >= from && p.0 <= to;
         let mut runs = Vec::new();
         let mut unsorted = Vec::new();
-        for buffer in &held.parts {
+        for buffer in held.parts() {
             if let Some(sealed) = &buffer.sealed {
                 runs.push(sealed.points.iter().filter(in_range).copied().collect());
             }
             runs.push(buffer.points.iter().filter(in_range).copied().collect());
             unsorted.push(runs.len() - 1);
         }
-        let flags: Vec<bool> = held.parts.iter().map(|b| b.out_of_order).collect();
+        let flags: Vec<bool> = held.parts().map(|b| b.out_of_order).collect();
         drop(held);
         for (run, out_of_order) in unsorted.into_iter().zip(flags) {
             sort_dedup(&mut runs[run], out_of_order);
