@@ -137,13 +137,36 @@ impl SeriesBuffers {
     }
 }
 
-/// A series' buffers, locked.
-type Held<'a> = parking_lot::MutexGuard<'a, SeriesBuffers>;
+/// Series per page (a power of two).
+const PAGE: usize = 64;
+
+/// The buffers of `PAGE` consecutive series ids, under one lock. Ids are
+/// issued in the order bodies first spell series, and bodies spell them in
+/// about that order again, so an append of a body takes one lock per run
+/// of a page instead of one per point (a remote_write body has one point
+/// per series), and the cache misses of a run overlap instead of waiting
+/// on each lock in turn.
+struct Page([SeriesBuffers; PAGE]);
+
+impl Default for Page {
+    fn default() -> Self {
+        Page(std::array::from_fn(|_| SeriesBuffers::default()))
+    }
+}
+
+/// The page of a series and its place in the page.
+fn page_of(series: SeriesId) -> (u64, usize) {
+    (series / PAGE as u64, (series % PAGE as u64) as usize)
+}
+
+/// A series' buffers, locked with their page.
+type Held<'a> = parking_lot::MappedMutexGuard<'a, SeriesBuffers>;
 
 /// Every hot buffer of an engine, by series.
 pub struct Buffers {
-    /// A slot per series id: the write path's lookup is an index, not a hash.
-    series: Slots<Mutex<SeriesBuffers>>,
+    /// A slot per page of series ids: the write path's lookup is an index,
+    /// not a hash.
+    pages: Slots<Mutex<Page>>,
     full: DashSet<BufferKey, FastBuildHasher>,
     points: AtomicU64,
     threshold: usize,
@@ -153,7 +176,7 @@ impl Buffers {
     /// Empty buffers; a buffer is queued for flushing at `threshold` points.
     pub fn new(threshold: usize) -> Self {
         Buffers {
-            series: Slots::new(),
+            pages: Slots::new(),
             full: DashSet::default(),
             points: AtomicU64::new(0),
             threshold: threshold.max(1),
@@ -178,23 +201,24 @@ impl Buffers {
         // at once subtracts them, and the count must never dip below zero.
         self.points
             .fetch_add((raw.len() / POINT_BYTES) as u64, Ordering::Relaxed);
-        let mut current: Option<(SeriesId, Held<'_>)> = None;
+        let mut current: Option<(u64, parking_lot::MutexGuard<'_, Page>)> = None;
         for entry in raw.chunks_exact(POINT_BYTES) {
             let (series, ts, value) = decode_entry(entry);
-            if current.as_ref().is_none_or(|(s, _)| *s != series) {
-                // Release the previous series' lock before taking another.
+            let (page, at) = page_of(series);
+            if current.as_ref().is_none_or(|(p, _)| *p != page) {
+                // Release the previous page's lock before taking another.
                 drop(current.take());
                 // Unreachable: callers append ids the registry issued, far
-                // below the table's capacity (2^45).
-                let Some(slot) = self.series.get_or_alloc(series) else {
+                // below the table's capacity.
+                let Some(slot) = self.pages.get_or_alloc(page) else {
                     continue;
                 };
-                current = Some((series, slot.lock()));
+                current = Some((page, slot.lock()));
             }
             let Some((_, held)) = current.as_mut() else {
                 continue;
             };
-            let buffer = held.part_or_insert(ts, partition_duration);
+            let buffer = held.0[at].part_or_insert(ts, partition_duration);
             buffer.wal_seq = buffer.wal_seq.min(wal_seq);
             buffer.last_append = now;
             buffer.push((ts, value));
@@ -204,20 +228,32 @@ impl Buffers {
         }
     }
 
-    /// Every series' buffers, locked one at a time, in id order.
-    fn each(&self) -> impl Iterator<Item = (SeriesId, Held<'_>)> {
-        self.series.iter().map(|(id, slot)| (id, slot.lock()))
+    /// The buffers of `series`, locked; `None` if its page never held any.
+    fn held(&self, series: SeriesId) -> Option<Held<'_>> {
+        let (page, at) = page_of(series);
+        let slot = self.pages.get(page)?;
+        Some(parking_lot::MutexGuard::map(slot.lock(), |p| &mut p.0[at]))
+    }
+
+    /// Visits every series' buffers in id order, a page locked at a time.
+    fn each(&self, mut visit: impl FnMut(SeriesId, &SeriesBuffers)) {
+        for (page, slot) in self.pages.iter() {
+            let held = slot.lock();
+            for (at, series) in held.0.iter().enumerate() {
+                visit(page * PAGE as u64 + at as u64, series);
+            }
+        }
     }
 
     fn keys_where(&self, keep: impl Fn(&Buffer) -> bool) -> Vec<BufferKey> {
         let mut keys = Vec::new();
-        for (id, held) in self.each() {
+        self.each(|id, held| {
             for buffer in held.parts() {
                 if !buffer.points.is_empty() && keep(buffer) {
                     keys.push((id, buffer.partition));
                 }
             }
-        }
+        });
         keys
     }
 
@@ -243,7 +279,7 @@ impl Buffers {
     /// Moves a buffer's points into a seal (sorted, deduplicated); `None`
     /// if it holds none.
     pub fn seal(&self, (series, partition): BufferKey) -> Option<Arc<Sealed>> {
-        let mut held = self.series.get(series)?.lock();
+        let mut held = self.held(series)?;
         let buffer = held.part_mut(partition)?;
         if buffer.points.is_empty() {
             return None;
@@ -267,8 +303,7 @@ impl Buffers {
     /// Drops a seal whose points are now durable and indexed. An emptied
     /// buffer is removed so idle series do not hold memory.
     pub fn commit(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
-        if let Some(slot) = self.series.get(series) {
-            let mut held = slot.lock();
+        if let Some(mut held) = self.held(series) {
             if let Some(buffer) = held.part_mut(partition) {
                 buffer.sealed = None;
             }
@@ -286,10 +321,9 @@ impl Buffers {
 
     /// Puts a seal's points back in front of the buffer after a failed flush.
     pub fn restore(&self, (series, partition): BufferKey, sealed: &Arc<Sealed>) {
-        let Some(slot) = self.series.get(series) else {
+        let Some(mut held) = self.held(series) else {
             return;
         };
-        let mut held = slot.lock();
         let Some(buffer) = held.part_mut(partition) else {
             return;
         };
@@ -310,53 +344,56 @@ impl Buffers {
     /// scan of every buffered point: for rare calls, not the write path.
     pub fn max_ts(&self) -> i64 {
         let mut max = i64::MIN;
-        for (_, held) in self.each() {
+        self.each(|_, held| {
             for buffer in held.parts() {
                 let sealed = buffer.sealed.iter().flat_map(|s| s.points.iter());
                 for point in buffer.points.iter().chain(sealed) {
                     max = max.max(point.0);
                 }
             }
-        }
+        });
         max
     }
 
     /// The partitions some buffer holds points (or a seal) of.
     pub fn partitions(&self) -> std::collections::HashSet<i64> {
         let mut out = std::collections::HashSet::new();
-        for (_, held) in self.each() {
-            for b in held.parts() {
-                if !b.points.is_empty() || b.sealed.is_some() {
-                    out.insert(b.partition);
-                }
+        self.each(|_, held| {
+            for b in held.parts().filter(|b| !b.is_vacant()) {
+                out.insert(b.partition);
             }
-        }
+        });
         out
     }
 
     /// True when some buffer of `partition` holds points (or a seal).
     pub fn holds_partition(&self, partition: i64) -> bool {
-        self.each().any(|(_, held)| {
-            held.parts()
-                .any(|b| b.partition == partition && (!b.points.is_empty() || b.sealed.is_some()))
-        })
+        let mut holds = false;
+        self.each(|_, held| {
+            holds |= held
+                .parts()
+                .any(|b| b.partition == partition && !b.is_vacant());
+        });
+        holds
     }
 
     /// The oldest WAL segment some buffered point still needs; `u64::MAX`
     /// when none. Call with no flush in progress (seals are not counted).
     pub fn min_wal_seq(&self) -> u64 {
-        self.each()
-            .filter_map(|(_, held)| held.parts().map(|b| b.wal_seq).min())
-            .min()
-            .unwrap_or(u64::MAX)
+        let mut min = u64::MAX;
+        self.each(|_, held| {
+            for b in held.parts() {
+                min = min.min(b.wal_seq);
+            }
+        });
+        min
     }
 
     /// Whether `series` has a buffered point within `[from, to]`.
     pub fn holds_between(&self, series: SeriesId, from: i64, to: i64) -> bool {
-        let Some(slot) = self.series.get(series) else {
+        let Some(held) = self.held(series) else {
             return false;
         };
-        let held = slot.lock();
         let in_range = |p: &Point| p.0 >= from && p.0 <= to;
         let holds = held.parts().any(|buffer| {
             buffer.points.iter().any(in_range)
@@ -372,10 +409,9 @@ impl Buffers {
     /// runs each sorted and deduplicated, older runs first: per partition,
     /// the seal (if a flush is writing it) then the live points.
     pub fn read(&self, series: SeriesId, from: i64, to: i64) -> Vec<Vec<Point>> {
-        let Some(slot) = self.series.get(series) else {
+        let Some(held) = self.held(series) else {
             return Vec::new();
         };
-        let held = slot.lock();
         let in_range = |p: &&Point| p.0 >= from && p.0 <= to;
         let mut runs = Vec::new();
         let mut unsorted = Vec::new();

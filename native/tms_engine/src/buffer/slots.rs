@@ -1,4 +1,4 @@
-//! A table of per-series values indexed by series id.
+//! A table of values indexed by a dense id (pages of series ids).
 //!
 //! Ids are dense from 0, so a table beats a hash map on the write path: a
 //! lookup is an index computation and two loads, no hashing and no probing.
