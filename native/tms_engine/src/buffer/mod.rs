@@ -209,8 +209,9 @@ impl Buffers {
                 // Release the previous page's lock before taking another.
                 drop(current.take());
                 // Unreachable: callers append ids the registry issued, far
-                // below the table's capacity.
+                // below the table's capacity. The point is not counted.
                 let Some(slot) = self.pages.get_or_alloc(page) else {
+                    self.points.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 };
                 current = Some((page, slot.lock()));

@@ -84,6 +84,8 @@ impl Sequence {
         for (series, &id) in batch.series.iter().zip(ids) {
             sequence.push(series.spelling?, id);
         }
+        // Its weight counts what it holds, not what growing reserved.
+        sequence.bytes.shrink_to_fit();
         Some(sequence)
     }
 
@@ -109,9 +111,9 @@ impl Sequence {
         self.ids.is_empty()
     }
 
-    /// Bytes of memory it holds, about.
+    /// Bytes of memory it holds, about (its allocations included).
     fn weight(&self) -> usize {
-        self.bytes.len() + self.ids.len() * 16 + 64
+        self.bytes.capacity() + self.ends.capacity() * 8 + self.ids.capacity() * 8 + 96
     }
 
     /// The places it is found by: its start and its anchors, with their
@@ -257,7 +259,8 @@ impl Sequences {
         };
         let sequence = Arc::new(sequence);
         let places: Vec<(u64, usize)> = sequence.places().collect();
-        let weight = sequence.weight() + places.len() * 32;
+        // A place costs a map slot and its share of the map's growth.
+        let weight = sequence.weight() + places.len() * 64;
         if weight > MAX_WEIGHT / 4 {
             return;
         }
