@@ -115,9 +115,43 @@ fn every_query_of_the_differential_corpus_is_taken() {
     }
 }
 
+/// Refusals about types and argument counts, placed and worded as
+/// Prometheus 2.42 answers these queries (asked of `prometheus` 2.42 from
+/// Debian).
 #[test]
-fn refusals_about_types_keep_the_parser_message() {
-    let query = "rate(x)";
+fn type_and_arity_errors_are_placed_at_their_argument_or_call() {
+    let cases = [
+        ("rate(foo)", "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+        ("rate(rate(foo))", "1:11: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+        ("foo + rate(bar)", "1:12: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+        ("sum(rate(foo)) by (x)", "1:10: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+        ("abs(foo[5m])", "1:5: parse error: expected type instant vector in call to function \"abs\", got range vector"),
+        ("abs(rate(x[1m])[5m:])", "1:5: parse error: expected type instant vector in call to function \"abs\", got range vector"),
+        ("sum(abs(foo[1m]))", "1:9: parse error: expected type instant vector in call to function \"abs\", got range vector"),
+        ("round(foo, bar)", "1:12: parse error: expected type scalar in call to function \"round\", got instant vector"),
+        ("clamp(foo, bar, 1)", "1:12: parse error: expected type scalar in call to function \"clamp\", got instant vector"),
+        ("histogram_quantile(foo, bar)", "1:20: parse error: expected type scalar in call to function \"histogram_quantile\", got instant vector"),
+        ("vector(foo)", "1:8: parse error: expected type scalar in call to function \"vector\", got instant vector"),
+        ("label_replace(foo, 1, \"a\", \"b\", \"c\")", "1:20: parse error: expected type string in call to function \"label_replace\", got scalar"),
+        ("label_join(foo, \"a\", 1)", "1:22: parse error: expected type string in call to function \"label_join\", got scalar"),
+        ("sum(foo[1m])", "1:5: parse error: expected type instant vector in aggregation expression, got range vector"),
+        ("sum by (a) (foo[1m])", "1:13: parse error: expected type instant vector in aggregation expression, got range vector"),
+        ("topk(foo, bar)", "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"),
+        ("quantile(foo, bar)", "1:10: parse error: expected type scalar in aggregation parameter, got instant vector"),
+        ("count_values(1, foo)", "1:14: parse error: expected type string in aggregation parameter, got scalar"),
+        ("time(1)", "1:1: parse error: expected 0 argument(s) in call to \"time\", got 1"),
+        ("rate()", "1:1: parse error: expected 1 argument(s) in call to \"rate\", got 0"),
+        ("round(a, 1, 2)", "1:1: parse error: expected at most 2 argument(s) in call to \"round\", got 3"),
+        ("topk(foo)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"),
+    ];
+    assert_explained(&cases);
+}
+
+/// A refusal no call explains (binary operands are not located) keeps the
+/// parser's message.
+#[test]
+fn other_refusals_keep_the_parser_message() {
+    let query = "foo[5m] + 1";
     let message = promql_parser::parser::parse(query).expect_err(query);
     let explained = explain(query, &message);
     assert_eq!(explained.position, None);

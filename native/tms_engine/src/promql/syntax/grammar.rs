@@ -30,7 +30,7 @@ type Read = Result<(), Stop>;
 
 /// Whether `tokens` of `query` (ending with the lexer's end-of-input token)
 /// fit the grammar.
-pub(super) fn check(query: &str, tokens: Vec<Token>) -> Read {
+pub(super) fn check(query: &str, tokens: &[Token]) -> Read {
     Reader {
         query,
         tokens,
@@ -46,7 +46,7 @@ pub(super) fn check(query: &str, tokens: Vec<Token>) -> Read {
 /// commas, keywords as metric and label names) it is too.
 struct Reader<'q> {
     query: &'q str,
-    tokens: Vec<Token>,
+    tokens: &'q [Token],
     at: usize,
     /// Expressions open around the current token.
     depth: usize,
@@ -412,7 +412,7 @@ fn is_match_operator(id: u16) -> bool {
     MATCH_OPERATORS.contains(&id)
 }
 
-fn is_aggregation(id: u16) -> bool {
+pub(super) fn is_aggregation(id: u16) -> bool {
     AGGREGATIONS.contains(&id)
 }
 

@@ -10,6 +10,7 @@
 //! building anything) cannot take.
 
 mod grammar;
+mod types;
 
 use lrpar::{Lexeme, Lexer};
 use promql_parser::parser::lexer;
@@ -111,7 +112,7 @@ const MAX_RELEXED: usize = 4096;
 /// parser's own message says what), or for a lexer error in a query longer
 /// than 4 KiB.
 pub fn explain(query: &str, parser_message: &str) -> SyntaxError {
-    let tokens = match lexer(query) {
+    let tokens: Vec<Token> = match lexer(query) {
         Err(message) => {
             return SyntaxError {
                 position: lexer_error_offset(query, &message).map(|at| Position::of(query, at)),
@@ -128,15 +129,22 @@ pub fn explain(query: &str, parser_message: &str) -> SyntaxError {
             })
             .collect(),
     };
-    match grammar::check(query, tokens) {
+    match grammar::check(query, &tokens) {
         Err(Stop::Unexpected { offset, message }) => SyntaxError {
             position: Some(Position::of(query, offset)),
             message,
         },
-        Ok(()) | Err(Stop::TooDeep) => SyntaxError {
-            position: None,
-            message: parser_message.to_string(),
-        },
+        // The grammar takes it: the refusal is about types or values.
+        Ok(()) if query.len() <= MAX_RELEXED => types::locate(query, &tokens, parser_message)
+            .unwrap_or_else(|| unplaced(parser_message)),
+        Ok(()) | Err(Stop::TooDeep) => unplaced(parser_message),
+    }
+}
+
+fn unplaced(parser_message: &str) -> SyntaxError {
+    SyntaxError {
+        position: None,
+        message: parser_message.to_string(),
     }
 }
 
