@@ -143,19 +143,43 @@ fn type_and_arity_errors_are_placed_at_their_argument_or_call() {
         ("rate()", "1:1: parse error: expected 1 argument(s) in call to \"rate\", got 0"),
         ("round(a, 1, 2)", "1:1: parse error: expected at most 2 argument(s) in call to \"round\", got 3"),
         ("topk(foo)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"),
+        ("count_values(\"c\", count by (a) (x, y))", "1:19: parse error: wrong number of arguments for aggregate expression provided, expected 1, got 2"),
     ];
     assert_explained(&cases);
 }
 
-/// A refusal no call explains (binary operands are not located) keeps the
+/// A range vector or a string beside a binary operator, at that operand
+/// (Prometheus 2.42's answers); with two of them the refusal is not
+/// placed (replacing either leaves the same refusal) and keeps the
 /// parser's message.
 #[test]
-fn other_refusals_keep_the_parser_message() {
-    let query = "foo[5m] + 1";
-    let message = promql_parser::parser::parse(query).expect_err(query);
-    let explained = explain(query, &message);
-    assert_eq!(explained.position, None);
-    assert_eq!(explained.to_string(), format!("parse error: {message}"));
+fn binary_operands_of_the_wrong_type_are_placed_at_the_operand() {
+    let message =
+        "parse error: binary expression must contain only scalar and instant vector types";
+    let cases = [
+        ("foo[5m] + 1", format!("1:1: {message}")),
+        ("foo + on(a) group_left bar[5m]", format!("1:24: {message}")),
+        ("1 + \"x\"", format!("1:5: {message}")),
+        ("x * y[5m] + z", format!("1:5: {message}")),
+        ("(foo[5m]) + 1", format!("1:1: {message}")),
+        ("x + y[5m:] offset 1m", format!("1:5: {message}")),
+        ("x and \"s\"", format!("1:7: {message}")),
+        ("sum(x) / rate(y[1m])[5m:]", format!("1:10: {message}")),
+        ("2 ^ 3  + +\"s\"^ 2", format!("1:11: {message}")),
+    ];
+    for (query, expected) in &cases {
+        assert_eq!(explained(query), *expected, "{query}");
+    }
+    for query in ["foo[5m] + bar[5m]", "x[5m] + y * z[5m]"] {
+        let explained = explain(
+            query,
+            &promql_parser::parser::parse(query).expect_err(query),
+        );
+        assert_eq!(
+            (explained.position, explained.to_string()),
+            (None, message.to_string())
+        );
+    }
 }
 
 #[test]

@@ -29,15 +29,18 @@ pub(super) const MAX_DEPTH: usize = 100;
 type Read = Result<(), Stop>;
 
 /// Whether `tokens` of `query` (ending with the lexer's end-of-input token)
-/// fit the grammar.
-pub(super) fn check(query: &str, tokens: &[Token]) -> Read {
-    Reader {
+/// fit the grammar; if they do, the byte spans of the operands beside
+/// binary operators (each with its ranges, offsets and `@`), in order.
+pub(super) fn check(query: &str, tokens: &[Token]) -> Result<Vec<(usize, usize)>, Stop> {
+    let mut reader = Reader {
         query,
         tokens,
         at: 0,
         depth: 0,
-    }
-    .query()
+        operands: Vec::new(),
+    };
+    reader.query()?;
+    Ok(reader.operands)
 }
 
 /// A recognizer of promql-parser's grammar over the lexer's tokens. It
@@ -50,6 +53,8 @@ struct Reader<'q> {
     at: usize,
     /// Expressions open around the current token.
     depth: usize,
+    /// Operands beside binary operators, as [`check`] answers them.
+    operands: Vec<(usize, usize)>,
 }
 
 impl Reader<'_> {
@@ -73,19 +78,45 @@ impl Reader<'_> {
     }
 
     fn expr_inside(&mut self) -> Read {
+        let mut start = self.operand_start();
+        let mut beside_operator = false;
         self.operand()?;
         loop {
             match self.peek() {
                 id if is_binary_operator(id) => {
+                    self.record_operand(start);
                     self.bump();
                     self.binary_modifiers()?;
+                    start = self.operand_start();
+                    beside_operator = true;
                     self.operand()?;
                 }
                 T_LEFT_BRACKET => self.range_or_subquery()?,
                 T_OFFSET => self.offset()?,
                 T_AT => self.at_modifier()?,
-                _ => return Ok(()),
+                _ => {
+                    if beside_operator {
+                        self.record_operand(start);
+                    }
+                    return Ok(());
+                }
             }
+        }
+    }
+
+    /// Where the operand at the current token starts, past unary signs
+    /// (`+"s" ^ 2` is `+("s" ^ 2)`: the operand of `^` is the string).
+    fn operand_start(&self) -> usize {
+        self.tokens[self.at..]
+            .iter()
+            .find(|t| !matches!(t.id, T_ADD | T_SUB))
+            .map_or(self.query.len(), |t| t.start)
+    }
+
+    /// The operand from byte `start` through the last token read.
+    fn record_operand(&mut self, start: usize) {
+        if let Some(last) = self.at.checked_sub(1).and_then(|i| self.tokens.get(i)) {
+            self.operands.push((start, last.end));
         }
     }
 

@@ -135,9 +135,11 @@ pub fn explain(query: &str, parser_message: &str) -> SyntaxError {
             message,
         },
         // The grammar takes it: the refusal is about types or values.
-        Ok(()) if query.len() <= MAX_RELEXED => types::locate(query, &tokens, parser_message)
-            .unwrap_or_else(|| unplaced(parser_message)),
-        Ok(()) | Err(Stop::TooDeep) => unplaced(parser_message),
+        Ok(operands) if query.len() <= MAX_RELEXED => {
+            types::locate(query, &tokens, &operands, parser_message)
+                .unwrap_or_else(|| unplaced(parser_message))
+        }
+        Ok(_) | Err(Stop::TooDeep) => unplaced(parser_message),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Where a refusal about types or argument counts is. promql-parser says
 //! what was wrong ("expected type matrix in call to function 'rate', got
 //! vector") but not where, and in its own words; Prometheus 2.42 places it
-//! at the offending argument (a wrong count at the call) and says "range
-//! vector", "instant vector", `"rate"`.
+//! at the offending argument or operand (a wrong count at the call) and
+//! says "range vector", "instant vector", `"rate"`.
 //!
 //! Found by trying: among the calls the message can be about, the argument
 //! of the type the message says it got whose replacement by a literal of
@@ -15,6 +15,7 @@ use promql_parser::parser::token::{
     T_BOTTOMK, T_BY, T_COMMA, T_COUNT_VALUES, T_IDENTIFIER, T_LEFT_BRACE, T_LEFT_BRACKET,
     T_LEFT_PAREN, T_QUANTILE, T_RIGHT_BRACE, T_RIGHT_BRACKET, T_RIGHT_PAREN, T_TOPK, T_WITHOUT,
 };
+use promql_parser::parser::value::ValueType;
 
 use super::grammar::{is_aggregation, Token};
 use super::{Position, SyntaxError};
@@ -35,7 +36,15 @@ struct Call {
 
 /// The place and Prometheus' wording of a type or argument-count refusal,
 /// or `None` when the message is of another kind or no call explains it.
-pub(super) fn locate(query: &str, tokens: &[Token], message: &str) -> Option<SyntaxError> {
+pub(super) fn locate(
+    query: &str,
+    tokens: &[Token],
+    operands: &[(usize, usize)],
+    message: &str,
+) -> Option<SyntaxError> {
+    if message == BINARY_OPERAND {
+        return operand_at_fault(query, operands, message);
+    }
     if let Some(rest) = message.strip_prefix("expected type ") {
         let (expected, rest) = rest.split_once(" in ")?;
         let (context, got) = rest.rsplit_once(", got ")?;
@@ -75,10 +84,41 @@ pub(super) fn locate(query: &str, tokens: &[Token], message: &str) -> Option<Syn
         return None;
     };
     let got: usize = message.rsplit_once("got ")?.1.parse().ok()?;
-    let call = calls(query, tokens, &subject).find(|c| c.args.len() == got)?;
+    // Of several, the one that ends first, as Prometheus checks them.
+    let call = calls(query, tokens, &subject)
+        .filter(|c| c.args.len() == got)
+        .min_by_key(|c| c.end)?;
     Some(SyntaxError {
         position: Some(Position::of(query, tokens[call.name].start)),
         message,
+    })
+}
+
+/// promql-parser's refusal of a range vector or a string beside a binary
+/// operator (Prometheus' words too).
+const BINARY_OPERAND: &str = "binary expression must contain only scalar and instant vector types";
+
+/// The operand beside a binary operator that is a range vector or a
+/// string, and whose replacement by an instant vector ends the refusal; of
+/// several, the one that ends first (a node's left operand is checked
+/// before its right one).
+fn operand_at_fault(
+    query: &str,
+    operands: &[(usize, usize)],
+    message: &str,
+) -> Option<SyntaxError> {
+    let &(from, _) = operands
+        .iter()
+        .filter(|&&(from, to)| {
+            let typed = parse(&query[from..to]).map(|e| e.value_type());
+            let tried = format!("{}x{}", &query[..from], &query[to..]);
+            matches!(typed, Ok(ValueType::Matrix | ValueType::String))
+                && parse(&tried).err().as_deref() != Some(message)
+        })
+        .min_by_key(|&&(_, to)| to)?;
+    Some(SyntaxError {
+        position: Some(Position::of(query, from)),
+        message: message.to_string(),
     })
 }
 
