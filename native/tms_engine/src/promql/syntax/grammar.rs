@@ -3,6 +3,8 @@
 
 use promql_parser::parser::token::*;
 
+use super::operands;
+
 /// One lexeme: its token id and byte span in the query.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Token {
@@ -30,7 +32,8 @@ type Read = Result<(), Stop>;
 
 /// Whether `tokens` of `query` (ending with the lexer's end-of-input token)
 /// fit the grammar; if they do, the byte spans of the operands beside
-/// binary operators (each with its ranges, offsets and `@`), in order.
+/// binary operators (each with its ranges, offsets and `@`), in the order
+/// Prometheus checks their types.
 pub(super) fn check(query: &str, tokens: &[Token]) -> Result<Vec<(usize, usize)>, Stop> {
     let mut reader = Reader {
         query,
@@ -43,17 +46,20 @@ pub(super) fn check(query: &str, tokens: &[Token]) -> Result<Vec<(usize, usize)>
     Ok(reader.operands)
 }
 
-/// A recognizer of promql-parser's grammar over the lexer's tokens. It
-/// decides only whether the tokens fit the grammar, so precedence and
-/// associativity play no part; where the grammar is lenient (trailing
-/// commas, keywords as metric and label names) it is too.
+/// A recognizer of promql-parser's grammar over the lexer's tokens. Whether
+/// the tokens fit the grammar does not depend on precedence, so it reads
+/// a chain of binary operators flat (the order of its operands' type
+/// checks, which does, comes from `operands`); where the grammar is
+/// lenient (trailing commas, keywords as metric and label names) it is
+/// too.
 struct Reader<'q> {
     query: &'q str,
     tokens: &'q [Token],
     at: usize,
     /// Expressions open around the current token.
     depth: usize,
-    /// Operands beside binary operators, as [`check`] answers them.
+    /// Operands beside binary operators, as [`check`] answers them (those
+    /// of the chain being read are reordered when it ends).
     operands: Vec<(usize, usize)>,
 }
 
@@ -78,26 +84,30 @@ impl Reader<'_> {
     }
 
     fn expr_inside(&mut self) -> Read {
+        let first = self.operands.len();
+        let (mut spans, mut operators, mut inside) = (Vec::new(), Vec::new(), Vec::new());
         let mut start = self.operand_start();
-        let mut beside_operator = false;
         self.operand()?;
         loop {
             match self.peek() {
                 id if is_binary_operator(id) => {
-                    self.record_operand(start);
+                    spans.push(self.span_from(start));
+                    inside.push(self.operands.split_off(first));
+                    operators.push(id);
                     self.bump();
                     self.binary_modifiers()?;
                     start = self.operand_start();
-                    beside_operator = true;
                     self.operand()?;
                 }
                 T_LEFT_BRACKET => self.range_or_subquery()?,
                 T_OFFSET => self.offset()?,
                 T_AT => self.at_modifier()?,
+                _ if operators.is_empty() => return Ok(()),
                 _ => {
-                    if beside_operator {
-                        self.record_operand(start);
-                    }
+                    spans.push(self.span_from(start));
+                    inside.push(self.operands.split_off(first));
+                    let checked = operands::checked(&spans, &operators, &inside);
+                    self.operands.extend(checked);
                     return Ok(());
                 }
             }
@@ -113,11 +123,10 @@ impl Reader<'_> {
             .map_or(self.query.len(), |t| t.start)
     }
 
-    /// The operand from byte `start` through the last token read.
-    fn record_operand(&mut self, start: usize) {
-        if let Some(last) = self.at.checked_sub(1).and_then(|i| self.tokens.get(i)) {
-            self.operands.push((start, last.end));
-        }
+    /// The bytes from `start` through the last token read.
+    fn span_from(&self, start: usize) -> (usize, usize) {
+        let end = self.at.checked_sub(1).and_then(|i| self.tokens.get(i));
+        (start, end.map_or(start, |t| t.end.max(start)))
     }
 
     fn operand(&mut self) -> Read {

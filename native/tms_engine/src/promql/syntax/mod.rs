@@ -10,6 +10,7 @@
 //! building anything) cannot take.
 
 mod grammar;
+mod operands;
 mod types;
 
 use lrpar::{Lexeme, Lexer};

@@ -98,24 +98,17 @@ pub(super) fn locate(
 /// operator (Prometheus' words too).
 const BINARY_OPERAND: &str = "binary expression must contain only scalar and instant vector types";
 
-/// The operand beside a binary operator that is a range vector or a
-/// string, and whose replacement by an instant vector ends the refusal; of
-/// several, the one that ends first (a node's left operand is checked
-/// before its right one).
+/// The first operand beside a binary operator, in the order Prometheus
+/// checks them, that is a range vector or a string.
 fn operand_at_fault(
     query: &str,
     operands: &[(usize, usize)],
     message: &str,
 ) -> Option<SyntaxError> {
-    let &(from, _) = operands
-        .iter()
-        .filter(|&&(from, to)| {
-            let typed = parse(&query[from..to]).map(|e| e.value_type());
-            let tried = format!("{}x{}", &query[..from], &query[to..]);
-            matches!(typed, Ok(ValueType::Matrix | ValueType::String))
-                && parse(&tried).err().as_deref() != Some(message)
-        })
-        .min_by_key(|&&(_, to)| to)?;
+    let &(from, _) = operands.iter().find(|&&(from, to)| {
+        let typed = parse(&query[from..to]).map(|e| e.value_type());
+        matches!(typed, Ok(ValueType::Matrix | ValueType::String))
+    })?;
     Some(SyntaxError {
         position: Some(Position::of(query, from)),
         message: message.to_string(),
