@@ -156,21 +156,21 @@ fn binary_operands_of_the_wrong_type_are_placed_at_the_operand() {
     let message =
         "parse error: binary expression must contain only scalar and instant vector types";
     let cases = [
-        ("foo[5m] + 1", format!("1:1: {message}")),
-        ("foo + on(a) group_left bar[5m]", format!("1:24: {message}")),
-        ("1 + \"x\"", format!("1:5: {message}")),
-        ("x * y[5m] + z", format!("1:5: {message}")),
-        ("(foo[5m]) + 1", format!("1:1: {message}")),
-        ("x + y[5m:] offset 1m", format!("1:5: {message}")),
-        ("x and \"s\"", format!("1:7: {message}")),
-        ("sum(x) / rate(y[1m])[5m:]", format!("1:10: {message}")),
-        ("2 ^ 3  + +\"s\"^ 2", format!("1:11: {message}")),
-        ("foo[5m] + bar[5m]", format!("1:1: {message}")),
-        ("x[5m] + y * z[5m]", format!("1:13: {message}")),
-        ("x * y[5m] + z[5m]", format!("1:5: {message}")),
+        ("foo[5m] + 1", "1:1"),
+        ("foo + on(a) group_left bar[5m]", "1:24"),
+        ("1 + \"x\"", "1:5"),
+        ("x * y[5m] + z", "1:5"),
+        ("(foo[5m]) + 1", "1:1"),
+        ("x + y[5m:] offset 1m", "1:5"),
+        ("x and \"s\"", "1:7"),
+        ("sum(x) / rate(y[1m])[5m:]", "1:10"),
+        ("2 ^ 3  + +\"s\"^ 2", "1:11"),
+        ("foo[5m] + bar[5m]", "1:1"),
+        ("x[5m] + y * z[5m]", "1:13"),
+        ("x * y[5m] + z[5m]", "1:5"),
     ];
-    for (query, expected) in &cases {
-        assert_eq!(explained(query), *expected, "{query}");
+    for (query, place) in cases {
+        assert_eq!(explained(query), format!("{place}: {message}"), "{query}");
     }
 }
 

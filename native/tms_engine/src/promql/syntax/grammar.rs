@@ -3,7 +3,7 @@
 
 use promql_parser::parser::token::*;
 
-use super::operands;
+use super::operands::{self, Span};
 
 /// One lexeme: its token id and byte span in the query.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +34,7 @@ type Read = Result<(), Stop>;
 /// fit the grammar; if they do, the byte spans of the operands beside
 /// binary operators (each with its ranges, offsets and `@`), in the order
 /// Prometheus checks their types.
-pub(super) fn check(query: &str, tokens: &[Token]) -> Result<Vec<(usize, usize)>, Stop> {
+pub(super) fn check(query: &str, tokens: &[Token]) -> Result<Vec<Span>, Stop> {
     let mut reader = Reader {
         query,
         tokens,
@@ -60,7 +60,7 @@ struct Reader<'q> {
     depth: usize,
     /// Operands beside binary operators, as [`check`] answers them (those
     /// of the chain being read are reordered when it ends).
-    operands: Vec<(usize, usize)>,
+    operands: Vec<Span>,
 }
 
 impl Reader<'_> {
@@ -124,7 +124,7 @@ impl Reader<'_> {
     }
 
     /// The bytes from `start` through the last token read.
-    fn span_from(&self, start: usize) -> (usize, usize) {
+    fn span_from(&self, start: usize) -> Span {
         let end = self.at.checked_sub(1).and_then(|i| self.tokens.get(i));
         (start, end.map_or(start, |t| t.end.max(start)))
     }

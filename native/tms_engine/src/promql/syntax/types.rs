@@ -4,11 +4,12 @@
 //! at the offending argument or operand (a wrong count at the call) and
 //! says "range vector", "instant vector", `"rate"`.
 //!
-//! Found by trying: among the calls the message can be about, the argument
-//! of the type the message says it got whose replacement by a literal of
-//! the expected type ends that call's refusal. Prometheus checks a node
-//! once its operands are read, so of several candidates the one that ends
-//! first is the one it reports.
+//! A call's argument is found by trying: among the calls the message can be
+//! about, the argument of the type the message says it got whose
+//! replacement by a literal of the expected type ends that call's refusal.
+//! Prometheus checks a node once its operands are read, so of several
+//! candidates the one that ends first is the one it reports. A binary
+//! operand is the first of the wrong type in the order `operands` gives.
 
 use promql_parser::parser::parse;
 use promql_parser::parser::token::{
@@ -18,6 +19,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::value::ValueType;
 
 use super::grammar::{is_aggregation, Token};
+use super::operands::Span;
 use super::{Position, SyntaxError};
 
 /// What a refusal names: a function call or an aggregation.
@@ -31,7 +33,7 @@ enum Subject<'m> {
 struct Call {
     name: usize,
     end: usize,
-    args: Vec<(usize, usize)>,
+    args: Vec<Span>,
 }
 
 /// The place and Prometheus' wording of a type or argument-count refusal,
@@ -39,7 +41,7 @@ struct Call {
 pub(super) fn locate(
     query: &str,
     tokens: &[Token],
-    operands: &[(usize, usize)],
+    operands: &[Span],
     message: &str,
 ) -> Option<SyntaxError> {
     if message == BINARY_OPERAND {
@@ -100,11 +102,7 @@ const BINARY_OPERAND: &str = "binary expression must contain only scalar and ins
 
 /// The first operand beside a binary operator, in the order Prometheus
 /// checks them, that is a range vector or a string.
-fn operand_at_fault(
-    query: &str,
-    operands: &[(usize, usize)],
-    message: &str,
-) -> Option<SyntaxError> {
+fn operand_at_fault(query: &str, operands: &[Span], message: &str) -> Option<SyntaxError> {
     let &(from, _) = operands.iter().find(|&&(from, to)| {
         let typed = parse(&query[from..to]).map(|e| e.value_type());
         matches!(typed, Ok(ValueType::Matrix | ValueType::String))
@@ -130,6 +128,10 @@ fn culprit(
         "matrix" => "x[1m]",
         _ => return None,
     };
+    // The argument at fault has the type the message says it got, and the
+    // expected type in its place ends this refusal without starting one
+    // about itself (whose "got" would be that type).
+    let replaced_is_wrong = format!(", got {expected}");
     calls(query, tokens, subject)
         .filter_map(|call| {
             let start = tokens[call.name].start;
@@ -137,10 +139,6 @@ fn culprit(
             if parse(text).err().as_deref() != Some(message) {
                 return None;
             }
-            // The argument at fault has the type the message says it got,
-            // and the expected type in its place ends this refusal without
-            // starting one about itself (whose "got" would be that type).
-            let replaced_is_wrong = format!(", got {expected}");
             let arg = call.args.iter().position(|&(from, to)| {
                 let typed = parse(&query[from..to]).map(|e| e.value_type().to_string());
                 if typed.as_deref() != Ok(got) {
@@ -209,7 +207,7 @@ fn close_of(tokens: &[Token], open: usize) -> Option<usize> {
 
 /// The byte spans of the comma-separated arguments between `open` and
 /// `close`.
-fn arguments(tokens: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> {
+fn arguments(tokens: &[Token], open: usize, close: usize) -> Vec<Span> {
     let mut args = Vec::new();
     let (mut depth, mut first) = (0usize, open + 1);
     for i in open + 1..close {
